@@ -1,0 +1,7 @@
+"""ImageForge: a self-hosted, OpenAI-compatible image-generation server."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

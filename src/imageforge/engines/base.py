@@ -1,0 +1,126 @@
+"""The narrow interface every engine implements, and the capabilities it declares as data.
+
+An engine is owned by one worker (DESIGN.md §1): ``load()`` once, then ``generate(batch, on_step, cancelled)`` from
+that worker's thread, then ``close()``. Engines know nothing of HTTP or wire models; they take frozen
+:class:`~imageforge.params.GenerationParams` and return :class:`~imageforge.params.GenerationResult` s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from imageforge.errors import GenerationCancelled, InvalidRequestError
+from imageforge.params import GenerationParams, GenerationResult, StepCallback
+
+__all__ = [
+    "AlphaSupport",
+    "Cancelled",
+    "Engine",
+    "EngineCapabilities",
+    "EngineFactory",
+    "check_batch",
+    "make_result",
+    "never_cancelled",
+    "raise_if_cancelled",
+]
+
+AlphaSupport = Literal["native", "matte", "none"]
+Cancelled = Callable[[], bool]
+
+
+def never_cancelled() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class EngineCapabilities:
+    """What an engine can do, as data; validation and the scheduler read it, nothing probes engines."""
+
+    # Resolutions the network itself works at; other sizes are made from these (resampled or padded).
+    native_resolutions: tuple[tuple[int, int], ...]
+    # Largest number of images one ``generate`` call runs through the network together.
+    max_batch: int
+    # "native": the model draws alpha; "matte": alpha is keyed out of a plain background; "none": opaque only.
+    alpha: AlphaSupport
+    min_steps: int
+    max_steps: int
+    # API quality -> denoising steps ("low", "medium", "high"); written down in the README per engine.
+    quality_steps: Mapping[str, int]
+    img2img: bool
+    inpaint: bool
+    # Output width/height must be multiples of this (1 = any size; the embedded model resamples).
+    size_multiple: int = 1
+    max_pixels: int = 3840 * 2160
+
+
+class Engine(Protocol):
+    """An image generator behind ImageForge's scheduler."""
+
+    @property
+    def capabilities(self) -> EngineCapabilities: ...
+
+    def load(self) -> None:
+        """Load weights (blocking; called once from the owning worker before the first ``generate``)."""
+
+    def generate(
+        self,
+        batch: Sequence[GenerationParams],
+        on_step: StepCallback | None = None,
+        cancelled: Cancelled = never_cancelled,
+    ) -> list[GenerationResult]:
+        """Run one batch of compatible requests (equal ``batch_key()``); one result per request, in order.
+
+        ``on_step`` is called after every denoising step; ``cancelled`` is polled between steps and, when it
+        returns true, the engine stops at once and raises :class:`~imageforge.errors.GenerationCancelled`.
+        """
+        ...
+
+    def close(self) -> None:
+        """Free the weights and any device memory."""
+
+
+@runtime_checkable
+class EngineFactory(Protocol):
+    """What the registry holds: ``factory(**options) -> Engine`` (an engine class is one)."""
+
+    def __call__(self, **options: Any) -> Engine: ...
+
+
+def check_batch(batch: Sequence[GenerationParams], caps: EngineCapabilities) -> None:
+    """Reject a batch the engine cannot run. Validation normally catches these first, with the API's wording;
+    this is the engine-side guard so a misuse never becomes a wrong image."""
+    if not batch:
+        raise ValueError("empty batch")
+    keys = {p.batch_key() for p in batch}
+    if len(keys) != 1:
+        raise ValueError(f"incompatible requests in one batch: {keys}")
+    p = batch[0]
+    if not caps.min_steps <= p.steps <= caps.max_steps:
+        raise InvalidRequestError(
+            f"steps must be between {caps.min_steps} and {caps.max_steps} for this engine; got {p.steps}.",
+            param="steps",
+        )
+    if p.width % caps.size_multiple or p.height % caps.size_multiple:
+        raise InvalidRequestError(
+            f"size must have both sides divisible by {caps.size_multiple} for this model; got {p.width}x{p.height}.",
+            param="size",
+        )
+    if p.width * p.height > caps.max_pixels:
+        raise InvalidRequestError(
+            f"size {p.width}x{p.height} exceeds this model's limit of {caps.max_pixels} pixels.", param="size"
+        )
+    if p.mode == "img2img" and not caps.img2img or p.mode == "inpaint" and not caps.inpaint:
+        raise InvalidRequestError(f"this model does not support {p.mode}.", param="image")
+    if caps.alpha == "none" and any(q.background == "transparent" for q in batch):
+        raise InvalidRequestError("this model cannot produce transparent backgrounds.", param="background")
+
+
+def raise_if_cancelled(cancelled: Cancelled, step: int) -> None:
+    if cancelled():
+        raise GenerationCancelled(f"generation cancelled after {step} step(s)")
+
+
+def make_result(p: GenerationParams, images: Sequence[Any], prompt: str | None = None) -> GenerationResult:
+    return GenerationResult(images=tuple(images), seeds=tuple(p.seeds()), steps=p.steps, prompt=prompt or p.prompt)

@@ -1,0 +1,112 @@
+"""A deterministic, scriptable engine for testing the server's own logic (never what a user gets by default).
+
+Like httpx's ``MockTransport``: it ships with the library so that tests of scheduling, streaming, cancellation
+and error paths run in milliseconds. Each image is a smooth pattern derived from the prompt and its own seed, so
+equal (prompt, seed) pairs give equal images and a batch equals its images made alone. ``step_delay`` slows it
+down; ``fail_on`` makes prompts containing that text raise an engine error after ``fail_after_steps`` steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from imageforge.engines.base import (
+    Cancelled,
+    EngineCapabilities,
+    check_batch,
+    make_result,
+    never_cancelled,
+    raise_if_cancelled,
+)
+from imageforge.errors import EngineError
+from imageforge.imaging.canvas import flatten
+from imageforge.params import GenerationParams, GenerationResult, StepCallback, StepPreview
+
+__all__ = ["FakeEngine"]
+
+
+class FakeEngine:
+    def __init__(
+        self,
+        step_delay: float = 0.0,
+        fail_on: str | None = None,
+        fail_after_steps: int = 0,
+        max_batch: int = 8,
+        quality_steps: dict[str, int] | None = None,
+    ) -> None:
+        self.step_delay = step_delay
+        self.fail_on = fail_on
+        self.fail_after_steps = fail_after_steps
+        self.loaded = False
+        self.calls: list[list[GenerationParams]] = []  # history, for tests to assert on batching
+        self._caps = EngineCapabilities(
+            native_resolutions=((64, 64),),
+            max_batch=max_batch,
+            alpha="native",
+            min_steps=1,
+            max_steps=1000,
+            quality_steps=dict(quality_steps or {"low": 2, "medium": 4, "high": 8}),
+            img2img=True,
+            inpaint=True,
+        )
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        return self._caps
+
+    def load(self) -> None:
+        self.loaded = True
+
+    def close(self) -> None:
+        self.loaded = False
+
+    def generate(
+        self,
+        batch: Sequence[GenerationParams],
+        on_step: StepCallback | None = None,
+        cancelled: Cancelled = never_cancelled,
+    ) -> list[GenerationResult]:
+        check_batch(batch, self._caps)
+        self.calls.append(list(batch))
+        p0 = batch[0]
+        for step in range(1, p0.steps + 1):
+            if self.step_delay:
+                time.sleep(self.step_delay)
+            if self.fail_on is not None and step > self.fail_after_steps:
+                failing = [p for p in batch if self.fail_on in p.prompt]
+                if failing:
+                    raise EngineError(f"fake engine failure on purpose (prompt contains {self.fail_on!r})")
+            if on_step is not None:
+                progress = step / p0.steps
+                on_step(StepPreview(step, p0.steps, lambda r, f=progress: _images(batch[r], f)))
+            raise_if_cancelled(cancelled, step)
+        return [make_result(p, _images(p, 1.0)) for p in batch]
+
+
+def _images(p: GenerationParams, progress: float) -> list[Image.Image]:
+    return [_render(p, seed, progress) for seed in p.seeds()]
+
+
+def _render(p: GenerationParams, seed: int, progress: float) -> Image.Image:
+    """A disc in a colour from the prompt, over a seed-dependent gradient; noise fades out with ``progress``."""
+    digest = hashlib.sha256(p.prompt.encode()).digest()
+    colour = np.array(list(digest[:3]), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : p.height, 0 : p.width].astype(np.float32)
+    cx, cy = rng.uniform(0.3, 0.7) * p.width, rng.uniform(0.3, 0.7) * p.height
+    r = 0.3 * min(p.width, p.height)
+    inside = (((xx - cx) ** 2 + (yy - cy) ** 2) <= r * r)[..., None]
+    rgb = np.where(inside, colour, 255.0 - colour * 0.5)
+    rgb = rgb * progress + rng.uniform(0, 255, rgb.shape) * (1 - progress)
+    alpha = np.where(inside[..., 0], 255.0, 0.0)[..., None]
+    img = Image.fromarray(np.concatenate([rgb, alpha], axis=-1).clip(0, 255).astype(np.uint8), "RGBA")
+    if p.init_image is not None:
+        base = p.init_image.convert("RGBA").resize((p.width, p.height))
+        mask = p.mask.convert("L").resize((p.width, p.height)) if p.mask is not None else None
+        img = Image.composite(img, base, mask) if mask is not None else Image.blend(base, img, p.strength)
+    return flatten(img, p.background)

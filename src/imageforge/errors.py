@@ -1,0 +1,102 @@
+"""ImageForge's one exception tree.
+
+Every error a request can meet is one of these; ``api/errors.py`` turns them into OpenAI's envelope
+``{"error": {"message", "type", "param", "code"}}`` (and, once a stream has started, an in-band ``error`` event),
+and the CLI prints them. Nothing below the API layer raises an HTTP exception.
+
+::
+
+    ImageForgeError                      500 server_error
+    ├── InvalidRequestError              400 invalid_request_error   (param names the field)
+    │   ├── UnknownParameterError        400 invalid_request_error / unknown_parameter
+    │   ├── UnsupportedParameterError    400 invalid_request_error / unsupported_parameter
+    │   └── InvalidImageError            400 invalid_request_error / invalid_image
+    ├── ModelNotFoundError               404 invalid_request_error / model_not_found
+    ├── ConfigurationError               500 server_error            (bad catalogue, unsafe checkpoint, ...)
+    │   └── UnsafeCheckpointError        refused pickle checkpoint
+    ├── EngineError                      500 server_error            (the engine failed while generating)
+    ├── EngineUnavailableError           503 server_error / engine_unavailable (missing optional dependency)
+    └── GenerationCancelled              499 cancelled               (client went away, or cancelled)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "EngineError",
+    "EngineUnavailableError",
+    "GenerationCancelled",
+    "ImageForgeError",
+    "InvalidImageError",
+    "InvalidRequestError",
+    "ModelNotFoundError",
+    "UnknownParameterError",
+    "UnsafeCheckpointError",
+    "UnsupportedParameterError",
+]
+
+
+class ImageForgeError(Exception):
+    """Base class: carries the HTTP status, OpenAI error ``type`` and ``code``, and the offending ``param``."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, param={self.param!r}, code={self.code!r})"
+
+
+class InvalidRequestError(ImageForgeError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class UnknownParameterError(InvalidRequestError):
+    code = "unknown_parameter"
+
+
+class UnsupportedParameterError(InvalidRequestError):
+    code = "unsupported_parameter"
+
+
+class InvalidImageError(InvalidRequestError):
+    code = "invalid_image"
+
+
+class ModelNotFoundError(ImageForgeError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class ConfigurationError(ImageForgeError):
+    """The server's own configuration is wrong (not the client's request)."""
+
+
+class UnsafeCheckpointError(ConfigurationError):
+    """A checkpoint that can only be loaded by unpickling (``.ckpt``, ``.bin``, ``.pt``) was refused."""
+
+
+class EngineError(ImageForgeError):
+    """The engine failed while generating."""
+
+
+class EngineUnavailableError(ImageForgeError):
+    status = 503
+    code = "engine_unavailable"
+
+
+class GenerationCancelled(ImageForgeError):
+    """The job was cancelled between denoising steps (client disconnect, timeout, shutdown)."""
+
+    status = 499
+    type = "cancelled"
+    code = "cancelled"

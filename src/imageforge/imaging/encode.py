@@ -1,0 +1,47 @@
+"""The one encode path: a finished image -> png / jpeg / webp bytes.
+
+``compression`` is OpenAI's ``output_compression`` (0-100, 100 = least compression): the quality setting for
+jpeg and webp (webp at 100 is lossless), and the zlib level for png (100 -> level 0, 0 -> level 9). ``None``
+means each format's default below.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+from PIL import Image
+
+__all__ = ["DEFAULT_PNG_LEVEL", "MEDIA_TYPES", "OutputFormat", "encode"]
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+DEFAULT_PNG_LEVEL = 6  # Pillow's default zlib level
+_DEFAULT_LOSSY_QUALITY = 100  # OpenAI's default output_compression
+
+
+def encode(image: Image.Image, fmt: OutputFormat, compression: int | None = None) -> bytes:
+    """Encode ``image`` exactly as given: RGBA keeps its alpha (png/webp); jpeg refuses alpha rather than
+    silently dropping it (validation rejects ``background=transparent`` with jpeg before this point)."""
+    if compression is not None and not 0 <= compression <= 100:
+        raise ValueError(f"compression must be within 0..100, got {compression}")
+    buf = io.BytesIO()
+    if fmt == "png":
+        level = DEFAULT_PNG_LEVEL if compression is None else round((100 - compression) * 9 / 100)
+        image.save(buf, format="PNG", compress_level=level)
+    elif fmt == "jpeg":
+        if image.mode not in ("RGB", "L"):
+            if image.mode in ("RGBA", "LA") and image.getchannel("A").getextrema()[0] < 255:
+                raise ValueError("jpeg cannot carry transparency; flatten the image first")
+            image = image.convert("RGB")
+        quality = _DEFAULT_LOSSY_QUALITY if compression is None else compression
+        image.save(buf, format="JPEG", quality=quality, optimize=False)
+    elif fmt == "webp":
+        quality = _DEFAULT_LOSSY_QUALITY if compression is None else compression
+        if quality >= 100:
+            image.save(buf, format="WEBP", lossless=True, quality=100, method=4)
+        else:
+            image.save(buf, format="WEBP", quality=quality, method=4)
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+    return buf.getvalue()

@@ -1,0 +1,52 @@
+"""A background matte for engines that cannot draw alpha: key out the plain background around the subject.
+
+Used for ``background: "transparent"`` on engines whose capability is ``alpha="matte"`` (the diffusers engine,
+which also asks its model for a plain background, see ``engines/diffusers.py``). Only background pixels that are
+*connected to the image border* become transparent, so a white shirt inside the subject stays opaque. Edges get a
+soft ramp, and their colour is un-mixed from the background (no white halo on dark backgrounds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+__all__ = ["matte"]
+
+
+def matte(img: Image.Image, tolerance: float = 0.12, softness: float = 0.06) -> Image.Image:
+    """RGB(A) image -> RGBA with the border-connected plain background made transparent.
+
+    ``tolerance``: colour distance (0..1, Euclidean in RGB over sqrt(3)) under which a pixel counts as background;
+    ``softness``: width of the ramp below it over which alpha fades in (anti-aliased edges).
+    """
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
+    h, w, _ = rgb.shape
+    # 1. Background colour: the median of a thin frame around the image.
+    k = max(1, min(h, w) // 50)
+    frame = np.concatenate(
+        [rgb[:k].reshape(-1, 3), rgb[-k:].reshape(-1, 3), rgb[:, :k].reshape(-1, 3), rgb[:, -k:].reshape(-1, 3)]
+    )
+    bg = np.median(frame, axis=0)
+    dist = np.linalg.norm(rgb - bg, axis=-1) / np.sqrt(3.0)  # (H, W) in [0, 1]
+
+    # 2. Background = pixels within tolerance that are connected to the border (flood fill from border seeds).
+    candidate = Image.fromarray(((dist < tolerance) * 255).astype(np.uint8), "L")
+    draw_target = candidate.copy()
+    px = draw_target.load()
+    assert px is not None
+    border = [(x, 0) for x in range(w)] + [(x, h - 1) for x in range(w)]
+    border += [(0, y) for y in range(h)] + [(w - 1, y) for y in range(h)]
+    for xy in border:
+        if px[xy] == 255:
+            ImageDraw.floodfill(draw_target, xy, 128)
+    background = np.asarray(draw_target) == 128  # (H, W)
+
+    # 3. Alpha: 0 deep in the background, ramping to 1 as colours leave it; 1 everywhere else.
+    ramp = np.clip((dist - (tolerance - softness)) / softness, 0.0, 1.0)
+    alpha = np.where(background, ramp, 1.0)[..., None]  # (H, W, 1)
+
+    # 4. Un-mix the background from semi-transparent edge pixels: observed = a * fg + (1 - a) * bg.
+    fg = np.where(alpha > 1e-3, (rgb - (1.0 - alpha) * bg) / np.maximum(alpha, 1e-3), 0.0)
+    out = np.concatenate([np.clip(fg, 0.0, 1.0), alpha], axis=-1)
+    return Image.fromarray(np.round(out * 255.0).astype(np.uint8), "RGBA")

@@ -1,0 +1,112 @@
+"""Internal, framework-free types of one generation: what validation produces and what engines consume.
+
+No pydantic wire model ever reaches an engine (DESIGN.md §4.1): ``validation.resolve`` (or the CLI through it)
+builds a frozen :class:`GenerationParams`, the engine returns a :class:`GenerationResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+__all__ = [
+    "Background",
+    "BatchKey",
+    "GenerationMode",
+    "GenerationParams",
+    "GenerationResult",
+    "StepCallback",
+    "StepPreview",
+]
+
+Background = Literal["transparent", "opaque"]
+GenerationMode = Literal["text2img", "img2img", "inpaint"]
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """Requests with equal keys can share one engine batch (same shapes and the same number of steps)."""
+
+    width: int
+    height: int
+    steps: int
+    guidance_scale: float | None
+    mode: GenerationMode
+    strength: float
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """One fully resolved request: every value is decided, nothing is ``auto``.
+
+    Image ``i`` of the request is drawn with its own generator seeded ``seed + i``, so a request gives the same
+    images whether it runs alone or batched with others.
+    """
+
+    prompt: str
+    width: int
+    height: int
+    steps: int
+    seed: int
+    n: int = 1
+    background: Background = "opaque"
+    guidance_scale: float | None = None  # None: the engine's own default
+    negative_prompt: str | None = None
+    # Image-to-image and inpainting. ``mask`` is mode "L" at the init image's size: 255 = repaint, 0 = keep.
+    init_image: Image | None = field(default=None, compare=False)
+    mask: Image | None = field(default=None, compare=False)
+    strength: float = 1.0  # share of the noise schedule re-run over the init image (img2img/inpaint)
+    request_id: str = ""
+
+    def __post_init__(self) -> None:
+        # Engines trust these invariants; validation is what reports them to clients with a named parameter.
+        if self.width < 1 or self.height < 1 or self.n < 1 or self.steps < 1:
+            raise ValueError(f"invalid GenerationParams: {self.width}x{self.height}, n={self.n}, steps={self.steps}")
+        if self.mask is not None and self.init_image is None:
+            raise ValueError("a mask needs an init_image")
+        if not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {self.strength}")
+
+    @property
+    def mode(self) -> GenerationMode:
+        if self.init_image is None:
+            return "text2img"
+        return "img2img" if self.mask is None else "inpaint"
+
+    def seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.n)]
+
+    def batch_key(self) -> BatchKey:
+        strength = self.strength if self.mode != "text2img" else 1.0
+        return BatchKey(self.width, self.height, self.steps, self.guidance_scale, self.mode, strength)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """The images of one request, in seed order: RGBA where transparency was asked for, RGB otherwise."""
+
+    images: tuple[Image, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    prompt: str  # the prompt the engine actually conditioned on (after any truncation it reports)
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    """Progress of a batch after a denoising step; previews are computed only when asked for."""
+
+    step: int  # 1-based: this many steps are done
+    total_steps: int
+    _preview: Callable[[int], list[Image]] = field(repr=False)
+
+    def preview(self, request_index: int) -> list[Image]:
+        """Images of the current estimate of the clean image for request ``request_index`` of the batch,
+        at the requested size, RGBA where transparency was asked for."""
+        return self._preview(request_index)
+
+
+StepCallback = Callable[[StepPreview], None]

@@ -1,0 +1,21 @@
+"""Hermetic tests: no network, no GPU, no settings leaking in from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Any attempt to reach a model hub fails fast instead of hanging (set before diffusers/transformers import).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.startswith("IMAGEFORGE_"):
+            monkeypatch.delenv(key)
+    yield

@@ -1,0 +1,85 @@
+"""The diffusers engine on a tiny Stable Diffusion pipeline built from the real classes (random weights)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imageforge.engines.diffusers import TRANSPARENT_PROMPT_SUFFIX, DiffusersEngine
+from imageforge.errors import ConfigurationError, UnsafeCheckpointError
+from imageforge.params import GenerationParams
+from tests.engines.contract import EngineContract
+from tests.engines.tiny_pipelines import save_tiny_sd
+
+
+@pytest.fixture(scope="module")
+def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_sd(tmp_path_factory.mktemp("pipelines"))
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_sd: Path) -> Iterator[DiffusersEngine]:
+    e = DiffusersEngine(str(tiny_sd), device="cpu", max_batch=2)  # max_batch 2: n=3 exercises chunking
+    e.load()
+    yield e
+    e.close()
+
+
+class TestDiffusersContract(EngineContract):
+    size = (32, 32)
+    other_sizes = ((48, 32), (32, 48))
+    steps = 4
+    batch_tolerance = 2
+
+
+def test_loads_in_fp32_on_cpu(engine: DiffusersEngine) -> None:
+    import torch
+
+    assert engine._t2i.unet.dtype == torch.float32
+    assert engine.capabilities.alpha == "matte" and engine.capabilities.size_multiple == 8
+
+
+def test_img2img_and_inpaint_share_the_components(engine: DiffusersEngine) -> None:
+    img2img = engine._pipeline_for("img2img")
+    inpaint = engine._pipeline_for("inpaint")
+    assert img2img.unet is engine._t2i.unet and inpaint.vae is engine._t2i.vae
+
+
+def test_transparent_requests_report_the_prompt_used(engine: DiffusersEngine) -> None:
+    p = GenerationParams(prompt="a fox", width=32, height=32, steps=2, seed=1, background="transparent")
+    result = engine.generate([p])[0]
+    assert result.prompt.startswith("a fox")
+    # The tiny tokenizer holds 16 tokens (one per byte), so the suffix is truncated; the report says so.
+    assert len(result.prompt) < len("a fox" + TRANSPARENT_PROMPT_SUFFIX)
+
+
+def test_refuses_pickle_only_directory(tiny_sd: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bad = tmp_path / "pickled"
+    shutil.copytree(tiny_sd, bad)
+    weights = bad / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.rename(weights.with_suffix(".bin"))
+    with pytest.raises(UnsafeCheckpointError, match="pickle"):
+        DiffusersEngine(str(bad), device="cpu").load()
+
+
+@pytest.mark.parametrize("name", ["model.ckpt", "model.bin", "model.pt", "model.pth"])
+def test_refuses_pickle_single_files(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(UnsafeCheckpointError, match="safetensors"):
+        DiffusersEngine(str(path), device="cpu").load()
+
+
+def test_unknown_path_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="no such file"):
+        DiffusersEngine(str(tmp_path / "missing" / "model"), device="cpu").load()
+
+
+def test_hub_id_offline_fails_with_a_clear_error() -> None:
+    # A hub id is a real source for users with network; offline (as in these tests) it fails cleanly.
+    with pytest.raises(ConfigurationError, match="org/not-cached"):
+        DiffusersEngine("org/not-cached", device="cpu", local_files_only=True).load()
