@@ -77,6 +77,14 @@ class GenerationParams:
             return "text2img"
         return "img2img" if self.mask is None else "inpaint"
 
+    @property
+    def denoising_steps(self) -> int:
+        """Steps actually run: all of them from noise; ``int(steps * strength)`` (at least 1) from an init image,
+        as diffusers' image-to-image pipelines count them."""
+        if self.init_image is None:
+            return self.steps
+        return max(1, int(self.steps * self.strength))
+
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.n)]
 

@@ -160,7 +160,7 @@ class DiffusersEngine:
         prompts = [self._prompt_for(p) for p in batch]
         images: list[list[Any]] = [[] for _ in batch]
         chunks = plan_chunks(batch, self._caps.max_batch)
-        total = _steps_run(p0) * len(chunks)
+        total = p0.denoising_steps * len(chunks)
         done = 0
         for chunk in chunks:
             # 1. One row per image, each with its own generator: prompt_i repeated, num_images_per_prompt=1.
@@ -260,9 +260,3 @@ class DiffusersEngine:
 
         return preview
 
-
-def _steps_run(p: GenerationParams) -> int:
-    """Steps a diffusers pipeline actually runs: img2img/inpaint run ``int(steps * strength)``."""
-    if p.mode == "text2img":
-        return p.steps
-    return max(1, int(p.steps * p.strength))

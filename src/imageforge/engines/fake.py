@@ -74,7 +74,8 @@ class FakeEngine:
         check_batch(batch, self._caps)
         self.calls.append(list(batch))
         p0 = batch[0]
-        for step in range(1, p0.steps + 1):
+        total = p0.denoising_steps
+        for step in range(1, total + 1):
             if self.step_delay:
                 time.sleep(self.step_delay)
             if self.fail_on is not None and step > self.fail_after_steps:
@@ -82,8 +83,8 @@ class FakeEngine:
                 if failing:
                     raise EngineError(f"fake engine failure on purpose (prompt contains {self.fail_on!r})")
             if on_step is not None:
-                progress = step / p0.steps
-                on_step(StepPreview(step, p0.steps, lambda r, f=progress: _images(batch[r], f)))
+                progress = step / total
+                on_step(StepPreview(step, total, lambda r, f=progress: _images(batch[r], f)))
             raise_if_cancelled(cancelled, step)
         return [make_result(p, _images(p, 1.0)) for p in batch]
 

@@ -9,7 +9,7 @@ soft ramp, and their colour is un-mixed from the background (no white halo on da
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 __all__ = ["matte"]
 
@@ -18,7 +18,8 @@ def matte(img: Image.Image, tolerance: float = 0.12, softness: float = 0.06) -> 
     """RGB(A) image -> RGBA with the border-connected plain background made transparent.
 
     ``tolerance``: colour distance (0..1, Euclidean in RGB over sqrt(3)) under which a pixel counts as background;
-    ``softness``: width of the ramp below it over which alpha fades in (anti-aliased edges).
+    ``softness``: how far below ``tolerance`` background noise is ignored (distances under
+    ``tolerance - softness`` are background for certain).
     """
     rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0  # (H, W, 3)
     h, w, _ = rgb.shape
@@ -42,9 +43,16 @@ def matte(img: Image.Image, tolerance: float = 0.12, softness: float = 0.06) -> 
             ImageDraw.floodfill(draw_target, xy, 128)
     background = np.asarray(draw_target) == 128  # (H, W)
 
-    # 3. Alpha: 0 deep in the background, ramping to 1 as colours leave it; 1 everywhere else.
-    ramp = np.clip((dist - (tolerance - softness)) / softness, 0.0, 1.0)
-    alpha = np.where(background, ramp, 1.0)[..., None]  # (H, W, 1)
+    # 3. Alpha. An edge pixel is a linear mix a*fg + (1-a)*bg, so its distance from bg is a times fg's; fg's
+    #    distance is estimated as the largest distance in the 5x5 neighbourhood. Pixels far from any background
+    #    stay fully opaque; distances below ``floor`` (noise in a plain background) count as zero.
+    floor = tolerance - softness
+    near_bg = np.asarray(Image.fromarray(background.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
+    local_fg = np.asarray(
+        Image.fromarray(np.round(dist * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(5)), dtype=np.float32
+    ) / 255.0
+    coverage = np.clip((dist - floor) / np.maximum(local_fg - floor, 1e-3), 0.0, 1.0)
+    alpha = np.where(background | near_bg, coverage, 1.0)[..., None]  # (H, W, 1)
 
     # 4. Un-mix the background from semi-transparent edge pixels: observed = a * fg + (1 - a) * bg.
     fg = np.where(alpha > 1e-3, (rgb - (1.0 - alpha) * bg) / np.maximum(alpha, 1e-3), 0.0)

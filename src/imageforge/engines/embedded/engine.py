@@ -1,0 +1,223 @@
+"""The embedded default engine: the small RGBA diffusion model whose weights ship inside this package.
+
+It works offline on any machine: nothing is downloaded, ever. The network draws square premultiplied-RGBA art
+at ``image_size`` pixels; this adapter resamples it to the exact requested size (non-square sizes get the art in
+the centred square), keeps or flattens the alpha the model drew, and runs image-to-image and inpainting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from imageforge.engines.base import (
+    Cancelled,
+    EngineCapabilities,
+    check_batch,
+    make_result,
+    never_cancelled,
+    raise_if_cancelled,
+)
+from imageforge.engines.chunks import plan_chunks
+from imageforge.errors import ConfigurationError
+from imageforge.imaging.canvas import (
+    blend,
+    fit_square,
+    flatten,
+    image_to_premultiplied,
+    premultiplied_to_image,
+    square_region,
+)
+from imageforge.params import GenerationParams, GenerationResult, StepCallback, StepPreview
+
+__all__ = ["EmbeddedEngine"]
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedEngine:
+    """Engine over ``engines/embedded/weights`` (or another directory of the same layout)."""
+
+    def __init__(
+        self,
+        weights_dir: str | Path | None = None,
+        device: str = "auto",
+        guidance_scale: float | None = None,
+        max_batch: int = 32,
+        quality_steps: dict[str, int] | None = None,
+    ) -> None:
+        from imageforge.engines.embedded.config import WEIGHTS_DIR, load_config
+
+        self.weights_dir = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        if not (self.weights_dir / "model.json").is_file():
+            raise ConfigurationError(f"no embedded model at {self.weights_dir} (model.json missing)")
+        self.config = load_config(self.weights_dir)
+        self.device = _resolve_device(device)
+        self.guidance_scale = guidance_scale if guidance_scale is not None else self.config.guidance_scale
+        self._caps = EngineCapabilities(
+            native_resolutions=((self.config.image_size, self.config.image_size),),
+            max_batch=max_batch,
+            alpha="native",
+            min_steps=1,
+            max_steps=200,
+            quality_steps=dict(quality_steps or self.config.quality_steps),
+            img2img=True,
+            inpaint=True,
+        )
+        self._text: Any = None
+        self._sampler: Any = None
+        self._uncond: Any = None
+
+    @property
+    def capabilities(self) -> EngineCapabilities:
+        return self._caps
+
+    def load(self) -> None:
+        if self._sampler is not None:
+            return
+        from imageforge.engines.embedded.network import load_unet
+        from imageforge.engines.embedded.sampler import Sampler
+        from imageforge.engines.embedded.text import TextEncoder
+
+        self._text = TextEncoder(self.weights_dir, self.config.max_tokens, self.device)
+        unet = load_unet(self.config, self.weights_dir).to(self.device)
+        self._sampler = Sampler(unet, self.config, self.device)
+        self._uncond = self._text.encode([""])
+        log.info("embedded model loaded from %s", self.weights_dir)
+
+    def close(self) -> None:
+        self._text = self._sampler = self._uncond = None
+
+    # -- generation ---------------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        batch: Sequence[GenerationParams],
+        on_step: StepCallback | None = None,
+        cancelled: Cancelled = never_cancelled,
+    ) -> list[GenerationResult]:
+        check_batch(batch, self._caps)
+        self.load()
+        p0 = batch[0]
+        guidance = p0.guidance_scale if p0.guidance_scale is not None else self.guidance_scale
+        embeds = [self._text.encode([p.prompt]) for p in batch]
+        inits = [self._model_inputs(p) for p in batch]
+        finals: list[list[Image.Image | None]] = [[None] * p.n for p in batch]
+        chunks = plan_chunks(batch, self._caps.max_batch)
+        steps_per_chunk = p0.denoising_steps
+        total = steps_per_chunk * len(chunks)
+        done = 0
+        for chunk in chunks:
+            cond = _stack_rows([embeds[s.request] for s in chunk])
+            init, mask = _stack_inits([inits[s.request] for s in chunk])
+            seeds = [batch[s.request].seed + s.image for s in chunk]
+            current: dict[tuple[int, int], Any] = {}
+            last: Any = None
+            run = self._sampler.run(cond, self._uncond, seeds, p0.steps, guidance, init, mask, p0.strength)
+            for st in run:
+                done += 1
+                for k, slot in enumerate(chunk):
+                    current[(slot.request, slot.image)] = st.x0[k]
+                if on_step is not None:
+                    on_step(StepPreview(done, total, self._previewer(batch, finals, dict(current))))
+                raise_if_cancelled(cancelled, done)
+                last = st.sample
+            for k, slot in enumerate(chunk):
+                finals[slot.request][slot.image] = self._postprocess(batch[slot.request], last[k])
+        return [
+            make_result(p, [im for im in imgs if im is not None], self._used_prompt(p.prompt))
+            for p, imgs in zip(batch, finals, strict=True)
+        ]
+
+    def _used_prompt(self, prompt: str) -> str:
+        """The part of the prompt the text encoder saw (it truncates to ``max_tokens``)."""
+        return str(self._text.truncate(prompt))
+
+    def _previewer(
+        self,
+        batch: Sequence[GenerationParams],
+        finals: list[list[Image.Image | None]],
+        current: dict[tuple[int, int], Any],
+    ) -> Callable[[int], list[Image.Image]]:
+        """Previews of a request: finished images as they are, images in flight as their x0 estimate. Images of
+        a later chunk (only when the batch exceeds ``max_batch``) are not in the list yet."""
+
+        def preview(request_index: int) -> list[Image.Image]:
+            p = batch[request_index]
+            out = []
+            for i in range(p.n):
+                done_img = finals[request_index][i]
+                if done_img is not None:
+                    out.append(done_img)
+                elif (request_index, i) in current:
+                    out.append(self._postprocess(p, current[(request_index, i)]))
+            return out
+
+        return preview
+
+    def _model_inputs(self, p: GenerationParams) -> tuple[Any, Any]:
+        """Init image (and mask) at model resolution: the centred square, area-averaged, premultiplied."""
+        import torch
+
+        if p.init_image is None:
+            return None, None
+        s = self.config.image_size
+        box = square_region(p.width, p.height)
+        init = p.init_image.convert("RGBA").resize((p.width, p.height), Image.Resampling.LANCZOS).crop(box)
+        small = image_to_premultiplied(init.resize((s, s), Image.Resampling.BOX))  # (S, S, 4)
+        x = torch.from_numpy(small).permute(2, 0, 1) * 2.0 - 1.0  # (4, S, S)
+        if p.mask is None:
+            return x, None
+        m = p.mask.convert("L").resize((p.width, p.height), Image.Resampling.BILINEAR).crop(box)
+        m_small = np.asarray(m.resize((s, s), Image.Resampling.BOX), dtype=np.float32) / 255.0
+        return x, torch.from_numpy(m_small)[None]  # (1, S, S)
+
+    def _postprocess(self, p: GenerationParams, x: Any) -> Image.Image:
+        """(C, S, S) model output in [-1, 1] -> the final image at exactly p.width x p.height."""
+        arr = ((x.float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy()  # (S, S, 4) premultiplied
+        art = fit_square(premultiplied_to_image(arr), p.width, p.height)
+        if p.init_image is not None:
+            original = p.init_image.convert("RGBA").resize((p.width, p.height), Image.Resampling.LANCZOS)
+            if p.mask is not None:
+                mask = p.mask.convert("L").resize((p.width, p.height), Image.Resampling.BILINEAR)
+            else:  # img2img re-draws the centred square the model sees; margins keep the original
+                mask = Image.new("L", (p.width, p.height), 0)
+                mask.paste(255, square_region(p.width, p.height))
+            art = blend(art, original, mask)
+        return flatten(art, p.background)
+
+
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _stack_rows(embeds: list[Any]) -> Any:
+    import torch
+
+    from imageforge.engines.embedded.text import TextEmbedding
+
+    return TextEmbedding(
+        tokens=torch.cat([e.tokens for e in embeds]),
+        mask=torch.cat([e.mask for e in embeds]),
+        pooled=torch.cat([e.pooled for e in embeds]),
+    )
+
+
+def _stack_inits(items: list[tuple[Any, Any]]) -> tuple[Any, Any]:
+    import torch
+
+    if items[0][0] is None:
+        return None, None
+    init = torch.stack([x for x, _ in items])
+    mask = None if items[0][1] is None else torch.stack([m for _, m in items])
+    return init, mask
+

@@ -1,0 +1,74 @@
+"""The embedded model's text encoder: all-MiniLM-L6-v2, stored in the package as our own fp16 safetensors.
+
+``training/convert_text_encoder.py`` writes ``weights/text_encoder/`` (config, fp16 weights) and
+``weights/tokenizer/tokenizer.json``; nothing here touches a network or a model hub.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["TextEncoder", "TextEmbedding"]
+
+
+@dataclass(frozen=True)
+class TextEmbedding:
+    tokens: torch.Tensor  # (B, T, D) last hidden states, cross-attention context
+    mask: torch.Tensor  # (B, T) 1 for real tokens, 0 for padding
+    pooled: torch.Tensor  # (B, D) mean-pooled, L2-normalised sentence vector (as sentence-transformers)
+
+
+class TextEncoder:
+    """Tokenise and encode prompts; ``max_tokens`` includes [CLS] and [SEP] (longer prompts are truncated)."""
+
+    def __init__(self, weights_dir: Path, max_tokens: int, device: str = "cpu") -> None:
+        import torch
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+        from transformers import BertConfig, BertModel
+
+        self.max_tokens = max_tokens
+        self.device = device
+        self._tokenizer = Tokenizer.from_file(str(weights_dir / "tokenizer" / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        self._tokenizer.enable_padding(length=max_tokens, pad_id=0, pad_token="[PAD]")
+        config = BertConfig.from_json_file(str(weights_dir / "text_encoder" / "config.json"))
+        model = BertModel(config, add_pooling_layer=False)
+        state = load_file(str(weights_dir / "text_encoder" / "model.safetensors"))
+        # Stored in fp16 to halve the package; computed in fp32 (bf16/fp16 matmuls are slow on CPUs without AMX).
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        self._model = model.eval().to(device)
+        self._torch = torch
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` without truncation (the prompt's full length, for usage accounting)."""
+        self._tokenizer.no_truncation()
+        try:
+            return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        finally:
+            self._tokenizer.enable_truncation(max_length=self.max_tokens)
+
+    def truncate(self, text: str) -> str:
+        """The leading part of ``text`` that fits in ``max_tokens`` (what the model is conditioned on)."""
+        enc = self._tokenizer.encode(text)
+        if not enc.overflowing:
+            return text
+        spans = [end for (start, end), tid in zip(enc.offsets, enc.ids, strict=True) if end > start and tid != 0]
+        return text[: max(spans)] if spans else ""
+
+    def encode(self, prompts: list[str]) -> TextEmbedding:
+        torch = self._torch
+        batch = self._tokenizer.encode_batch(prompts)
+        ids = torch.tensor([e.ids for e in batch], dtype=torch.long, device=self.device)  # (B, T)
+        mask = torch.tensor([e.attention_mask for e in batch], dtype=torch.long, device=self.device)  # (B, T)
+        with torch.inference_mode():
+            hidden = self._model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, D)
+        m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)  # (B, D)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return TextEmbedding(tokens=hidden, mask=mask, pooled=pooled)

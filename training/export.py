@@ -1,0 +1,88 @@
+"""Export a training checkpoint's EMA weights into the package (fp16 safetensors + ``model.json``), and optionally
+a slim resumable checkpoint for the repository.
+
+    python training/export.py --run training/runs/v1                      # ship the EMA weights
+    python training/export.py --run training/runs/v1 --resume-out training/checkpoints/v1.pt
+
+``model.json`` records the configuration and the provenance (dataset hash, steps, compute time, final loss) that
+BENCHMARKS.md quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from imageforge.engines.embedded.config import WEIGHTS_DIR, EmbeddedModelConfig
+
+
+def final_loss(run: Path, window: int = 10) -> float | None:
+    log = run / "log.jsonl"
+    if not log.exists():
+        return None
+    recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    tail = recs[-window:]
+    return round(sum(r["loss"] for r in tail) / len(tail), 5) if tail else None
+
+
+def export(run: Path, dest: Path = WEIGHTS_DIR, resume_out: Path | None = None) -> dict:
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    if dest.resolve() != WEIGHTS_DIR.resolve():
+        # A complete weights directory elsewhere (for checks): the text encoder is the package's.
+        for part in ("text_encoder", "tokenizer"):
+            shutil.copytree(WEIGHTS_DIR / part, dest / part, dirs_exist_ok=True)
+    cfg = EmbeddedModelConfig.from_dict(state["config"])
+    (dest / "unet").mkdir(parents=True, exist_ok=True)
+    weights = {k: v.half().contiguous() for k, v in state["ema"].items()}
+    path = dest / "unet" / "diffusion_pytorch_model.safetensors"
+    save_file(weights, str(path), metadata={"format": "pt"})
+    meta = {
+        "name": "imageforge-emoji",
+        "config": json.loads(cfg.to_json()),
+        "training": {
+            "script": "training/train.py",
+            "steps": state["step"],
+            "trained_minutes": round(state["trained_seconds"] / 60, 1),
+            "final_loss": final_loss(run),
+            "dataset_sha256": state.get("dataset_sha256"),
+            "run_args": json.loads((run / "config.json").read_text()).get("args", {}),
+        },
+        "files_sha256": {
+            p.relative_to(dest).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(dest.glob("*/*"))
+            if p.is_file()
+        },
+    }
+    (dest / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if resume_out is not None:
+        # Optimiser moments in bf16 halve the file; resuming from them is indistinguishable in practice.
+        slim = dict(state)
+        slim["opt"] = {
+            "state": {
+                k: {n: (t.bfloat16() if t.is_floating_point() and t.dim() > 0 else t) for n, t in v.items()}
+                for k, v in state["opt"]["state"].items()
+            },
+            "param_groups": state["opt"]["param_groups"],
+        }
+        resume_out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(slim, resume_out)
+    return meta
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--dest", type=Path, default=WEIGHTS_DIR)
+    ap.add_argument("--resume-out", type=Path, default=None)
+    args = ap.parse_args()
+    print(json.dumps(export(args.run, args.dest, args.resume_out)["training"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Train the embedded model (pixel-space RGBA diffusion UNet conditioned on MiniLM), resumably, on CPU or GPU.
+
+Recipe (why: ``../shared/reference/embedded-model.md`` and training/README.md):
+  * data: ``build_dataset.py`` output, premultiplied RGBA scaled to [-1, 1]; one caption drawn at random per
+    sample from the concept's caption list; 10 % of captions replaced by "" for classifier-free guidance;
+  * objective: v-prediction on the cosine (``squaredcos_cap_v2``) schedule, min-SNR-5 loss weighting
+    (Hang et al. 2023) so the low-noise steps do not dominate the gradient;
+  * AdamW, linear warm-up then cosine decay to 10 % over ``--total-steps``; EMA of the weights (what ships).
+
+A checkpoint (weights, EMA, optimiser, step, RNG) is written atomically every ``--ckpt-minutes`` to
+``RUN/last.pt``, and the run resumes from it when started again with the same ``--run``. Logs go to
+``RUN/log.jsonl``.
+
+    python training/train.py --data data/emoji.npz --run training/runs/v1 --total-steps 15000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imageforge.engines.embedded.config import WEIGHTS_DIR, EmbeddedModelConfig
+from imageforge.engines.embedded.network import build_unet, noise_schedule
+from imageforge.engines.embedded.text import TextEncoder
+
+ARCH = EmbeddedModelConfig(
+    block_out_channels=(32, 96, 192),
+    down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+)
+
+
+def encode_captions(captions: list[str], cfg: EmbeddedModelConfig, device: str) -> dict[str, torch.Tensor]:
+    """Encode every caption (and the empty caption, last) once; training then indexes these tensors."""
+    encoder = TextEncoder(WEIGHTS_DIR, cfg.max_tokens)
+    toks, masks, pooled = [], [], []
+    texts = [*captions, ""]
+    for i in range(0, len(texts), 256):
+        e = encoder.encode(texts[i : i + 256])
+        toks.append(e.tokens.half())
+        masks.append(e.mask.bool())
+        pooled.append(e.pooled)
+    return {
+        "tokens": torch.cat(toks).to(device),  # (C+1, T, D) fp16 to halve memory
+        "mask": torch.cat(masks).to(device),  # (C+1, T)
+        "pooled": torch.cat(pooled).to(device),  # (C+1, D)
+    }
+
+
+def lr_at(step: int, base: float, warmup: int, total: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("data/emoji.npz"))
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--total-steps", type=int, default=15000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--cfg-drop", type=float, default=0.1)
+    ap.add_argument("--min-snr", type=float, default=5.0)
+    ap.add_argument("--ckpt-minutes", type=float, default=10.0)
+    ap.add_argument("--max-minutes", type=float, default=0.0, help="stop (after a checkpoint) after this long")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    args.run.mkdir(parents=True, exist_ok=True)
+    dev = args.device
+
+    # 1. Data: premultiplied RGBA uint8 -> [-1, 1]; caption table per concept.
+    data = np.load(args.data)
+    meta = json.loads(bytes(data["meta_json"]))
+    cfg = ARCH
+    images = torch.from_numpy(data[f"images_{cfg.image_size}"]).permute(0, 3, 1, 2).contiguous().to(dev)  # (N,4,S,S)
+    concept = data["concept"]
+    offsets = data["caption_offsets"]
+    emb = encode_captions(meta["captions"], cfg, dev)
+    empty = len(meta["captions"])
+
+    # 2. Model, EMA, optimiser, schedule.
+    torch.manual_seed(args.seed)
+    unet = build_unet(cfg).to(dev).train()
+    ema = build_unet(cfg).to(dev).eval().requires_grad_(False)
+    ema.load_state_dict(unet.state_dict())
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
+    alphas_cumprod = noise_schedule(cfg).to(dev)  # (T,)
+    step, trained_seconds = 0, 0.0
+    rng = random.Random(args.seed)
+
+    ckpt_path = args.run / "last.pt"
+    if ckpt_path.exists():
+        # weights_only: even our own checkpoints are loaded without executing pickled code.
+        state = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        unet.load_state_dict(state["unet"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step, trained_seconds = state["step"], state["trained_seconds"]
+        rng.setstate(state["py_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed at step {step} ({trained_seconds / 60:.1f} min trained)")
+    (args.run / "config.json").write_text(
+        json.dumps({"model": asdict(cfg), "args": {k: str(v) for k, v in vars(args).items()}}, indent=2)
+    )
+    print(f"{sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M parameters, {len(images)} images")
+
+    log = (args.run / "log.jsonl").open("a")
+    t_start = time.time()
+    t_ckpt = time.time()
+    t_seg = time.time()
+    seg_loss, seg_n = 0.0, 0
+    while step < args.total_steps:
+        # 3. Batch: images, one random caption each, CFG dropout.
+        idx = torch.randint(0, len(images), (args.batch,))
+        cap = []
+        for i in idx.tolist():
+            c = int(concept[i])
+            cap.append(empty if rng.random() < args.cfg_drop else rng.randrange(offsets[c], offsets[c + 1]))
+        cap_t = torch.tensor(cap, device=dev)
+        x0 = images[idx.to(dev)].float() / 127.5 - 1.0  # (B, 4, S, S)
+        tokens = emb["tokens"][cap_t].float()  # (B, T, D)
+        mask = emb["mask"][cap_t]  # (B, T)
+        pooled = emb["pooled"][cap_t]  # (B, D)
+
+        # 4. Forward diffusion and v-target.
+        t = torch.randint(0, cfg.num_train_timesteps, (args.batch,), device=dev)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1).sqrt()  # (B,1,1,1)
+        s = (1 - alphas_cumprod[t]).view(-1, 1, 1, 1).sqrt()
+        noise = torch.randn_like(x0)
+        xt = a * x0 + s * noise
+        v = a * noise - s * x0
+        snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+        weight = torch.clamp(snr, max=args.min_snr) / (snr + 1)  # min-SNR for v-prediction
+
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.lr, args.warmup, args.total_steps)
+        pred = unet(xt, t, encoder_hidden_states=tokens, encoder_attention_mask=mask, class_labels=pooled).sample
+        loss = ((pred - v) ** 2).mean(dim=(1, 2, 3))
+        loss = (loss * weight).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), unet.parameters(), strict=True):
+                pe.lerp_(pm, 1 - decay)
+        step += 1
+        seg_loss += loss.item()
+        seg_n += 1
+
+        # 5. Log, checkpoint.
+        if step % 50 == 0:
+            now = time.time()
+            rate = seg_n * args.batch / (now - t_seg)
+            rec = {
+                "step": step,
+                "loss": seg_loss / seg_n,
+                "img_per_s": round(rate, 1),
+                "lr": opt.param_groups[0]["lr"],
+                "minutes": round((trained_seconds + now - t_start) / 60, 2),
+            }
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            seg_loss, seg_n, t_seg = 0.0, 0, now
+        done = step >= args.total_steps
+        out_of_time = args.max_minutes and (time.time() - t_start) / 60 >= args.max_minutes
+        if done or out_of_time or time.time() - t_ckpt >= args.ckpt_minutes * 60:
+            save_atomic(
+                {
+                    "unet": unet.state_dict(),
+                    "ema": ema.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "trained_seconds": trained_seconds + time.time() - t_start,
+                    "py_rng": rng.getstate(),
+                    "torch_rng": torch.get_rng_state(),
+                    "config": asdict(cfg),
+                    "dataset_sha256": json.loads(args.data.with_suffix(".json").read_text())["dataset_sha256"],
+                },
+                ckpt_path,
+            )
+            t_ckpt = time.time()
+            if out_of_time:
+                break
+    print(f"stopped at step {step}")
+
+
+if __name__ == "__main__":
+    main()
