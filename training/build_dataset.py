@@ -186,7 +186,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    print(json.dumps(build(args.out, tuple(args.sizes), args.workers), indent=2))  # noqa: T201
+    print(json.dumps(build(args.out, tuple(args.sizes), args.workers), indent=2))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", type=Path, default=None)
     args = ap.parse_args()
-    print(json.dumps(convert(args.source or default_source()), indent=2))  # noqa: T201
+    print(json.dumps(convert(args.source or default_source()), indent=2))
 
 
 if __name__ == "__main__":

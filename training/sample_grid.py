@@ -1,7 +1,7 @@
 """Sample a labelled grid of prompts x seeds from exported weights (a training check, and the README gallery).
 
-    python training/export.py --run training/runs/v1 --dest /tmp/v1-weights   # (copy text_encoder/, tokenizer/)
-    python training/sample_grid.py --weights /tmp/v1-weights --out grid.png
+python training/export.py --run training/runs/v1 --dest /tmp/v1-weights   # (copy text_encoder/, tokenizer/)
+python training/sample_grid.py --weights /tmp/v1-weights --out grid.png
 """
 
 from __future__ import annotations

@@ -87,7 +87,9 @@ def build_tiny_sd(workdir: Path) -> Any:
             pad_token_id=tokenizer.pad_token_id,
         )
     )
-    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1)
+    scheduler = DDIMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False, steps_offset=1
+    )
     return StableDiffusionPipeline(
         unet=unet,
         vae=vae,

@@ -30,7 +30,9 @@ def test_flatten() -> None:
     img.putpixel((1, 0), (10, 20, 30, 255))
     assert flatten(img, "transparent").mode == "RGBA"
     opaque = flatten(img, "opaque")
-    assert opaque.mode == "RGB" and opaque.getpixel((0, 0)) == (255, 255, 255) and opaque.getpixel((1, 0)) == (10, 20, 30)
+    assert (
+        opaque.mode == "RGB" and opaque.getpixel((0, 0)) == (255, 255, 255) and opaque.getpixel((1, 0)) == (10, 20, 30)
+    )
 
 
 def test_blend_keeps_original_pixels_exactly_outside_the_mask() -> None:

@@ -59,5 +59,5 @@ def test_webp_at_100_is_lossless() -> None:
 
 
 def test_compression_out_of_range() -> None:
-    with pytest.raises(ValueError, match="0..100"):
+    with pytest.raises(ValueError, match=r"0\.\.100"):
         encode(_rgba(), "png", 101)

@@ -111,7 +111,7 @@ def check_batch(batch: Sequence[GenerationParams], caps: EngineCapabilities) -> 
         raise InvalidRequestError(
             f"size {p.width}x{p.height} exceeds this model's limit of {caps.max_pixels} pixels.", param="size"
         )
-    if p.mode == "img2img" and not caps.img2img or p.mode == "inpaint" and not caps.inpaint:
+    if (p.mode == "img2img" and not caps.img2img) or (p.mode == "inpaint" and not caps.inpaint):
         raise InvalidRequestError(f"this model does not support {p.mode}.", param="image")
     if caps.alpha == "none" and any(q.background == "transparent" for q in batch):
         raise InvalidRequestError("this model cannot produce transparent backgrounds.", param="background")

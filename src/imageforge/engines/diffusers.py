@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from imageforge.engines.base import (
@@ -151,65 +152,82 @@ class DiffusersEngine:
         on_step: StepCallback | None = None,
         cancelled: Cancelled = never_cancelled,
     ) -> list[GenerationResult]:
-        import torch
-
         check_batch(batch, self._caps)
         self.load()
-        p0 = batch[0]
-        pipe = self._pipeline_for(p0.mode)
+        pipe = self._pipeline_for(batch[0].mode)
         prompts = [self._prompt_for(p) for p in batch]
         images: list[list[Any]] = [[] for _ in batch]
         chunks = plan_chunks(batch, self._caps.max_batch)
-        total = p0.denoising_steps * len(chunks)
-        done = 0
+        progress = _Progress(done=0, total=batch[0].denoising_steps * len(chunks))
         for chunk in chunks:
-            # 1. One row per image, each with its own generator: prompt_i repeated, num_images_per_prompt=1.
             rows = [(s.request, s.image) for s in chunk]
-            generators = [torch.Generator("cpu").manual_seed(batch[r].seed + i) for r, i in rows]
-            interrupted = False
+            out = self._run_chunk(pipe, batch, rows, prompts, images, progress, on_step, cancelled)
+            for (r, _), img in zip(rows, out, strict=True):
+                images[r].append(self._finish(batch[r], img))
+        return [
+            make_result(p, imgs, self._used_prompt(prompt))
+            for p, imgs, prompt in zip(batch, images, prompts, strict=True)
+        ]
 
-            def on_step_end(pipeline: Any, i: int, t: Any, kwargs: dict[str, Any], rows: list = rows) -> dict:  # type: ignore[type-arg]
-                nonlocal done, interrupted
-                done += 1
+    def _run_chunk(
+        self,
+        pipe: Any,
+        batch: Sequence[GenerationParams],
+        rows: list[tuple[int, int]],
+        prompts: list[str],
+        images: list[list[Any]],
+        progress: _Progress,
+        on_step: StepCallback | None,
+        cancelled: Cancelled,
+    ) -> list[Any]:
+        """One pipeline call over ``rows`` (request, image) pairs; the pipeline's own decode gives the images."""
+        interrupted = False
+        with capture_x0(pipe.scheduler) as capture:
+
+            def on_step_end(pipeline: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+                nonlocal interrupted
+                progress.done += 1
                 if on_step is not None:
-                    on_step(StepPreview(done, total, self._previewer(pipeline, batch, rows, images, capture)))
+                    preview = self._previewer(pipeline, batch, rows, images, capture.latest)
+                    on_step(StepPreview(progress.done, progress.total, preview))
                 if cancelled():
                     pipeline._interrupt = True  # checked by the pipeline before its next step
                     interrupted = True
                 return kwargs
 
-            kwargs: dict[str, Any] = {
-                "prompt": [prompts[r] for r, _ in rows],
-                "num_images_per_prompt": 1,
-                "num_inference_steps": p0.steps,
-                "generator": generators,
-                "callback_on_step_end": on_step_end,
-                "output_type": "pil",
-            }
-            negatives = [batch[r].negative_prompt for r, _ in rows]
-            if any(negatives):
-                kwargs["negative_prompt"] = [n or "" for n in negatives]
-            guidance = p0.guidance_scale if p0.guidance_scale is not None else self.guidance_scale
-            if guidance is not None:
-                kwargs["guidance_scale"] = guidance
-            if p0.mode == "text2img":
-                kwargs.update(height=p0.height, width=p0.width)
-            else:
-                kwargs["image"] = [self._init_image(batch[r]) for r, _ in rows]
-                kwargs["strength"] = p0.strength
-                if p0.mode == "inpaint":
-                    kwargs["mask_image"] = [batch[r].mask.resize((p0.width, p0.height)) for r, _ in rows]  # type: ignore[union-attr]
-                    kwargs.update(height=p0.height, width=p0.width)
-            # 2. Run; the pipeline's own decode gives the final images.
-            with capture_x0(pipe.scheduler) as capture:
-                out = pipe(**kwargs).images
-            if interrupted:
-                raise GenerationCancelled(f"generation cancelled after {done} step(s)")
-            for (r, _), img in zip(rows, out, strict=True):
-                images[r].append(self._finish(batch[r], img))
-        return [
-            make_result(p, imgs, self._used_prompt(prompt)) for p, imgs, prompt in zip(batch, images, prompts, strict=True)
-        ]
+            out: list[Any] = pipe(**self._call_kwargs(batch, rows, prompts), callback_on_step_end=on_step_end).images
+        if interrupted:
+            raise GenerationCancelled(f"generation cancelled after {progress.done} step(s)")
+        return out
+
+    def _call_kwargs(
+        self, batch: Sequence[GenerationParams], rows: list[tuple[int, int]], prompts: list[str]
+    ) -> dict[str, Any]:
+        """Pipeline arguments: one prompt row per image, each with its own CPU generator seeded seed + i."""
+        import torch
+
+        p0 = batch[0]
+        kwargs: dict[str, Any] = {
+            "prompt": [prompts[r] for r, _ in rows],
+            "num_images_per_prompt": 1,
+            "num_inference_steps": p0.steps,
+            "generator": [torch.Generator("cpu").manual_seed(batch[r].seed + i) for r, i in rows],
+            "output_type": "pil",
+        }
+        negatives = [batch[r].negative_prompt for r, _ in rows]
+        if any(negatives):
+            kwargs["negative_prompt"] = [n or "" for n in negatives]
+        guidance = p0.guidance_scale if p0.guidance_scale is not None else self.guidance_scale
+        if guidance is not None:
+            kwargs["guidance_scale"] = guidance
+        if p0.mode != "text2img":
+            kwargs["image"] = [self._init_image(batch[r]) for r, _ in rows]
+            kwargs["strength"] = p0.strength
+        if p0.mode == "inpaint":
+            kwargs["mask_image"] = [_mask(batch[r]).resize((p0.width, p0.height)) for r, _ in rows]
+        if p0.mode != "img2img":  # img2img takes its size from the init image
+            kwargs.update(height=p0.height, width=p0.width)
+        return kwargs
 
     def _prompt_for(self, p: GenerationParams) -> str:
         return p.prompt + TRANSPARENT_PROMPT_SUFFIX if p.background == "transparent" else p.prompt
@@ -226,7 +244,7 @@ class DiffusersEngine:
             img = img.resize((p.width, p.height))
         if p.mask is not None and p.init_image is not None:
             # The VAE round trip alters every pixel; an edit must leave the unmasked area exactly as it was.
-            img = blend(img.convert("RGBA"), self._init_image(p).convert("RGBA"), p.mask.resize(img.size))
+            img = blend(img.convert("RGBA"), self._init_image(p).convert("RGBA"), _mask(p).resize(img.size))
         if p.background == "transparent":
             return matte(img)
         return img.convert("RGB")
@@ -245,9 +263,15 @@ class DiffusersEngine:
         return prompt[: max(ends)]
 
     def _previewer(
-        self, pipe: Any, batch: Sequence[GenerationParams], rows: list[tuple[int, int]], images: list[list[Any]], capture: Any
+        self,
+        pipe: Any,
+        batch: Sequence[GenerationParams],
+        rows: list[tuple[int, int]],
+        images: list[list[Any]],
+        latest: Any,
     ) -> Callable[[int], list[Any]]:
-        latest = capture.latest
+        """Previews of a request at this step: its finished images (earlier chunks), then the decoded x0
+        estimates of its images in this chunk; the decode runs only if someone asks."""
 
         def preview(request_index: int) -> list[Any]:
             p = batch[request_index]
@@ -260,3 +284,13 @@ class DiffusersEngine:
 
         return preview
 
+
+@dataclass
+class _Progress:
+    done: int
+    total: int
+
+
+def _mask(p: GenerationParams) -> Any:
+    assert p.mask is not None  # inpaint mode guarantees it
+    return p.mask.convert("L")

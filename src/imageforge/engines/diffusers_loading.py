@@ -28,7 +28,7 @@ def _diffusers() -> Any:
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
-    """"auto" is fp16 on CUDA (bf16 where supported) and fp32 on CPU, where half-precision kernels are slow."""
+    """ "auto" is fp16 on CUDA (bf16 where supported) and fp32 on CPU, where half-precision kernels are slow."""
     import torch
 
     if dtype == "auto":

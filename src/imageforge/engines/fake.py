@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -83,10 +84,13 @@ class FakeEngine:
                 if failing:
                     raise EngineError(f"fake engine failure on purpose (prompt contains {self.fail_on!r})")
             if on_step is not None:
-                progress = step / total
-                on_step(StepPreview(step, total, lambda r, f=progress: _images(batch[r], f)))
+                on_step(StepPreview(step, total, partial(_preview, batch, step / total)))
             raise_if_cancelled(cancelled, step)
         return [make_result(p, _images(p, 1.0)) for p in batch]
+
+
+def _preview(batch: Sequence[GenerationParams], progress: float, request_index: int) -> list[Image.Image]:
+    return _images(batch[request_index], progress)
 
 
 def _images(p: GenerationParams, progress: float) -> list[Image.Image]:

@@ -59,7 +59,7 @@ def fit_square(img: Image.Image, width: int, height: int) -> Image.Image:
     Pillow resamples RGBA in premultiplied space, so edges keep their colour. Non-square sizes get transparent
     margins (filled by :func:`flatten` for opaque output) rather than a stretched picture.
     """
-    left, top, right, bottom = square_region(width, height)
+    left, top, right, _ = square_region(width, height)
     side = right - left
     art = img if img.size == (side, side) else img.resize((side, side), Image.Resampling.LANCZOS)
     if (side, side) == (width, height):

@@ -31,7 +31,8 @@ def encode(image: Image.Image, fmt: OutputFormat, compression: int | None = None
         image.save(buf, format="PNG", compress_level=level)
     elif fmt == "jpeg":
         if image.mode not in ("RGB", "L"):
-            if image.mode in ("RGBA", "LA") and image.getchannel("A").getextrema()[0] < 255:
+            lowest_alpha = image.getchannel("A").getextrema()[0] if image.mode in ("RGBA", "LA") else 255
+            if isinstance(lowest_alpha, (int, float)) and lowest_alpha < 255:
                 raise ValueError("jpeg cannot carry transparency; flatten the image first")
             image = image.convert("RGB")
         quality = _DEFAULT_LOSSY_QUALITY if compression is None else compression

@@ -48,9 +48,12 @@ def matte(img: Image.Image, tolerance: float = 0.12, softness: float = 0.06) -> 
     #    stay fully opaque; distances below ``floor`` (noise in a plain background) count as zero.
     floor = tolerance - softness
     near_bg = np.asarray(Image.fromarray(background.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
-    local_fg = np.asarray(
-        Image.fromarray(np.round(dist * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(5)), dtype=np.float32
-    ) / 255.0
+    local_fg = (
+        np.asarray(
+            Image.fromarray(np.round(dist * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(5)), dtype=np.float32
+        )
+        / 255.0
+    )
     coverage = np.clip((dist - floor) / np.maximum(local_fg - floor, 1e-3), 0.0, 1.0)
     alpha = np.where(background | near_bg, coverage, 1.0)[..., None]  # (H, W, 1)
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EmbeddedModelConfig", "WEIGHTS_DIR", "load_config"]
+__all__ = ["WEIGHTS_DIR", "EmbeddedModelConfig", "load_config"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 

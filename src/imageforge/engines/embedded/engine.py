@@ -220,4 +220,3 @@ def _stack_inits(items: list[tuple[Any, Any]]) -> tuple[Any, Any]:
     init = torch.stack([x for x, _ in items])
     mask = None if items[0][1] is None else torch.stack([m for _, m in items])
     return init, mask
-

@@ -10,7 +10,7 @@ from imageforge.engines.embedded.config import EmbeddedModelConfig
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["build_unet", "load_unet", "noise_schedule", "make_scheduler"]
+__all__ = ["build_unet", "load_unet", "make_scheduler", "noise_schedule"]
 
 
 def build_unet(cfg: EmbeddedModelConfig) -> Any:
@@ -42,7 +42,8 @@ def noise_schedule(cfg: EmbeddedModelConfig) -> torch.Tensor:
     """``alphas_cumprod`` (T,) of the training schedule, taken from diffusers so sampling matches exactly."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(**_scheduler_config(cfg)).alphas_cumprod.clone()
+    alphas: torch.Tensor = DDPMScheduler(**_scheduler_config(cfg)).alphas_cumprod.clone()
+    return alphas
 
 
 def make_scheduler(cfg: EmbeddedModelConfig) -> Any:

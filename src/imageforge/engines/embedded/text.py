@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TextEncoder", "TextEmbedding"]
+__all__ = ["TextEmbedding", "TextEncoder"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,176 @@
+"""``imageforge`` command line: ``generate`` (in-process, to files) and ``models``.
+
+Flags map one to one onto :class:`~imageforge.config.Settings` fields; request flags go through the same
+validation as the HTTP API, so ``imageforge generate`` accepts exactly what ``POST /v1/images/generations`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from imageforge import __version__
+from imageforge.config import EMBEDDED_ID, Settings, load_catalogue
+from imageforge.errors import ImageForgeError, InvalidRequestError
+from imageforge.params import StepPreview
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+_SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="model catalogue (TOML) [IMAGEFORGE_CONFIG]")
+    p.add_argument("--data-dir", type=Path, help="data directory [IMAGEFORGE_DATA_DIR]")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N [IMAGEFORGE_DEVICE]")
+    p.add_argument("--threads", type=int, help="CPU threads for torch [IMAGEFORGE_THREADS]")
+    p.add_argument("--log-level", help="debug, info, warning, error [IMAGEFORGE_LOG_LEVEL]")
+
+
+def _settings(ns: argparse.Namespace) -> Settings:
+    overrides = {k: getattr(ns, k) for k in ("config", "data_dir", "device", "threads", "log_level")}
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="imageforge", description="Self-hosted, OpenAI-compatible image generation.")
+    ap.add_argument("--version", action="version", version=f"imageforge {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="make images in-process and write them to files")
+    gen.add_argument("prompt")
+    gen.add_argument("-o", "--output", type=Path, help="output file (default image.<format>)")
+    gen.add_argument("--model", default=EMBEDDED_ID, help=f"model id from the catalogue (default {EMBEDDED_ID})")
+    gen.add_argument("--size", help="WxH or auto, as the model's API rules allow (default: the model's default)")
+    gen.add_argument("--quality", help="low, medium, high, auto (standard/hd for dall-e models)")
+    gen.add_argument("--background", choices=["transparent", "opaque", "auto"])
+    gen.add_argument("--format", dest="output_format", choices=["png", "jpeg", "webp"], help="default: from -o")
+    gen.add_argument("--compression", dest="output_compression", type=int, help="0-100 (output_compression)")
+    gen.add_argument("--n", type=int, help="number of images (files get -1, -2, ... suffixes)")
+    gen.add_argument("--seed", type=int, help="seed of the first image (image i uses seed + i)")
+    _settings_args(gen)
+
+    models = sub.add_parser("models", help="list the served model ids")
+    _settings_args(models)
+    return ap
+
+
+def _output_format(ns: argparse.Namespace) -> tuple[str, Path]:
+    out: Path = ns.output if ns.output is not None else Path("image")
+    from_suffix = _SUFFIX_FORMATS.get(out.suffix.lower())
+    fmt = ns.output_format or from_suffix or "png"
+    if out.suffix == "":
+        out = out.with_suffix("." + ("jpg" if fmt == "jpeg" else fmt))
+    elif from_suffix is None:
+        raise InvalidRequestError(f"cannot tell the format of {out.name}; use .png, .jpg or .webp", param="output")
+    elif from_suffix != fmt:
+        raise InvalidRequestError(f"--format {fmt} does not match the file name {out.name}", param="output_format")
+    return fmt, out
+
+
+def _paths(out: Path, n: int) -> list[Path]:
+    if n == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(1, n + 1)]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _generate(ns: argparse.Namespace, console: Console) -> int:
+    from imageforge.engines.registry import create_engine
+    from imageforge.imaging.encode import encode
+    from imageforge.validation import resolve
+
+    settings = _settings(ns)
+    _configure_torch(settings)
+    catalogue = load_catalogue(settings)
+    fmt, out = _output_format(ns)
+    fields: dict[str, Any] = {"prompt": ns.prompt, "model": ns.model, "output_format": fmt}
+    for name in ("size", "quality", "background", "output_compression", "n"):
+        if getattr(ns, name) is not None:
+            fields[name] = getattr(ns, name)
+    entry = catalogue.entry(ns.model)
+    if not catalogue.profile(ns.model).gpt:
+        fields.pop("output_format")  # DALL·E profiles take no output_format; png is their format
+        if fmt != "png":
+            raise InvalidRequestError(f"{ns.model} produces png only", param="output_format")
+    t0 = time.perf_counter()
+    engine = create_engine(entry.engine, entry.options)
+    resolved = resolve(fields, catalogue, engine.capabilities, seed=ns.seed)
+    engine.load()
+    t_loaded = time.perf_counter()
+    p = resolved.params
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(), console=console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(f"{p.width}x{p.height} x{p.n}", total=p.steps)
+
+        def on_step(st: StepPreview) -> None:
+            progress.update(task, completed=st.step, total=st.total_steps)
+
+        result = engine.generate([p], on_step=on_step)[0]
+    t_done = time.perf_counter()
+    paths = _paths(out, p.n)
+    for path, image in zip(paths, result.images, strict=True):
+        _write_atomic(path, encode(image, resolved.output_format, resolved.output_compression))
+    engine.close()
+    for path, seed in zip(paths, result.seeds, strict=True):
+        console.print(f"{path}  ({resolved.size}, {resolved.output_format}, seed {seed})")
+    console.print(
+        f"[dim]{resolved.model}: quality {resolved.quality} ({p.steps} steps); load {t_loaded - t0:.1f}s, "
+        f"generate {t_done - t_loaded:.2f}s[/dim]"
+    )
+    return 0
+
+
+def _models(ns: argparse.Namespace, console: Console) -> int:
+    catalogue = load_catalogue(_settings(ns))
+    for model_id, entry in sorted(catalogue.models.items()):
+        console.print(f"{model_id}\tengine={entry.engine}\tprofile={entry.profile}")
+    return 0
+
+
+def _configure_torch(settings: Settings) -> None:
+    if settings.threads is not None:
+        import torch
+
+        torch.set_num_threads(settings.threads)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    out, err = Console(), Console(stderr=True)
+    level = (ns.log_level or os.environ.get("IMAGEFORGE_LOG_LEVEL") or "warning").upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if ns.command == "generate":
+            return _generate(ns, out)
+        return _models(ns, out)
+    except ImageForgeError as exc:
+        param = f" (param: {exc.param})" if exc.param else ""
+        err.print(f"[red]error:[/red] {exc.message}{param}")
+        return 2
+    except ValidationError as exc:  # a setting from a flag or the environment is invalid
+        err.print(f"[red]error:[/red] invalid setting: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

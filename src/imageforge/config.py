@@ -1,0 +1,112 @@
+"""Configuration: one :class:`Settings` object built at start-up, and the model catalogue.
+
+Nothing here runs at import time (DESIGN.md §4.6): the CLI builds ``Settings`` from flags and the environment
+(``IMAGEFORGE_`` prefix) and passes it down. The catalogue maps each served model id to an engine, that engine's
+options and an API profile. With no catalogue file, the embedded model is served under its own id and under the
+OpenAI names, each with that OpenAI model's rules. A TOML file adds or replaces entries::
+
+    [models."sd-turbo"]
+    engine = "diffusers"
+    profile = "gpt-image-1"
+    [models."sd-turbo".options]
+    model = "/models/sd-turbo"          # a diffusers directory, a .safetensors file, or a hub id
+    guidance_scale = 0.0
+    quality_steps = { low = 1, medium = 2, high = 4 }
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imageforge.errors import ConfigurationError, ModelNotFoundError
+from imageforge.profiles import PROFILES, Profile, get_profile
+
+__all__ = ["Catalogue", "ModelEntry", "Settings", "default_catalogue", "load_catalogue"]
+
+EMBEDDED_ID = "imageforge-emoji"
+OPENAI_NAMES = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3")
+
+
+class Settings(BaseSettings):
+    """Every setting; CLI flags map one to one onto these fields."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEFORGE_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("imageforge-data"), description="where stored images and state live")
+    config: Path | None = Field(default=None, description="model catalogue (TOML)")
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N (engines that support it)")
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for torch (default: torch's choice)")
+    log_level: str = Field(default="info")
+
+
+class ModelEntry(BaseModel):
+    """One served model id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: str
+    profile: str = "imageforge"
+    options: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+    def engine_key(self) -> str:
+        """Entries with equal keys share one engine instance (one copy of the weights)."""
+        return json.dumps([self.engine, self.options], sort_keys=True, default=str)
+
+
+class _CatalogueFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_defaults: bool = True
+    models: dict[str, ModelEntry] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+
+    def entry(self, model_id: str) -> ModelEntry:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise ModelNotFoundError(
+                f"The model '{model_id}' does not exist or you do not have access to it.", param="model"
+            ) from None
+
+    def profile(self, model_id: str) -> Profile:
+        return get_profile(self.entry(model_id).profile)
+
+
+def default_catalogue(device: str = "auto") -> Catalogue:
+    """The embedded model under its own id and every OpenAI name; all share one engine instance."""
+    options: dict[str, Any] = {} if device == "auto" else {"device": device}
+    models = {EMBEDDED_ID: ModelEntry(engine="embedded", profile="imageforge", options=options)}
+    for name in OPENAI_NAMES:
+        models[name] = ModelEntry(engine="embedded", profile=name, options=options)
+    return Catalogue(models)
+
+
+def load_catalogue(settings: Settings) -> Catalogue:
+    base = default_catalogue(settings.device)
+    if settings.config is None:
+        return base
+    try:
+        raw = tomllib.loads(Path(settings.config).read_text())
+        parsed = _CatalogueFile.model_validate(raw)
+    except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ConfigurationError(f"cannot read model catalogue {settings.config}: {exc}") from exc
+    for model_id, entry in parsed.models.items():
+        if entry.profile not in PROFILES:
+            raise ConfigurationError(
+                f"model {model_id!r}: unknown profile {entry.profile!r}; known: {', '.join(sorted(PROFILES))}"
+            )
+    models = dict(base.models) if parsed.include_defaults else {}
+    models.update(parsed.models)
+    return Catalogue(models)

@@ -1,0 +1,72 @@
+"""The real ``imageforge`` console script, run as a subprocess on the embedded model."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+
+def load(path: Path) -> Image.Image:
+    with Image.open(path) as img:
+        img.load()
+        return img
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("imageforge") or sys.executable
+    cmd = [exe, *args] if exe.endswith("imageforge") else [exe, "-m", "imageforge", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_generate_writes_a_real_image(tmp_path: Path) -> None:
+    r = run("generate", "a red apple", "-o", "apple.png", "--size", "256x256", "--quality", "low", "--seed", "7",
+            cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    img = load(tmp_path / "apple.png")
+    assert img.format == "PNG" and img.size == (256, 256) and img.mode == "RGB"
+    assert "seed 7" in r.stdout
+
+
+def test_generate_n_formats_and_transparency(tmp_path: Path) -> None:
+    r = run("generate", "a blue heart", "-o", "out/heart.webp", "--n", "2", "--background", "transparent",
+            "--size", "1536x1024", "--quality", "low", "--model", "gpt-image-1", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for i in (1, 2):
+        img = load(tmp_path / "out" / f"heart-{i}.webp")
+        assert img.format == "WEBP" and img.size == (1536, 1024) and img.mode == "RGBA"
+        assert img.getchannel("A").getextrema()[0] == 0
+
+
+def test_format_flag_names_the_default_file(tmp_path: Path) -> None:
+    r = run("generate", "a sun", "--format", "jpeg", "--size", "64x64", "--quality", "low", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert load(tmp_path / "image.jpg").format == "JPEG"
+
+
+@pytest.mark.parametrize(
+    "args,param",
+    [
+        (["--size", "100x100", "--model", "gpt-image-1"], "size"),
+        (["--format", "jpeg", "--background", "transparent"], "background"),
+        (["--n", "2", "--model", "dall-e-3"], "n"),
+        (["--model", "no-such-model"], "model"),
+        (["-o", "x.gif"], "output"),
+    ],
+)
+def test_bad_requests_exit_2_naming_the_parameter(tmp_path: Path, args: list[str], param: str) -> None:
+    r = run("generate", "a cat", *args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert f"param: {param}" in r.stderr.replace("\n", " ")
+    assert not list(tmp_path.iterdir()), "nothing is written on error"
+
+
+def test_models_lists_the_default_catalogue(tmp_path: Path) -> None:
+    r = run("models", cwd=tmp_path)
+    assert r.returncode == 0
+    for model in ("imageforge-emoji", "gpt-image-1", "gpt-image-2", "dall-e-2", "dall-e-3"):
+        assert model in r.stdout

@@ -1,0 +1,124 @@
+"""validation.resolve: OpenAI fields + profile + engine capabilities -> GenerationParams, or a named 400."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from imageforge.config import default_catalogue
+from imageforge.engines.fake import FakeEngine
+from imageforge.errors import InvalidRequestError, ModelNotFoundError, UnknownParameterError
+from imageforge.validation import choose_model, resolve
+
+CATALOGUE = default_catalogue()
+CAPS = FakeEngine(quality_steps={"low": 3, "medium": 5, "high": 9}).capabilities
+
+
+def ok(**fields: Any) -> Any:
+    return resolve({"prompt": "a cat", **fields}, CATALOGUE, CAPS, seed=1)
+
+
+def bad(param: str, **fields: Any) -> InvalidRequestError:
+    with pytest.raises(InvalidRequestError) as info:
+        resolve({"prompt": "a cat", **fields}, CATALOGUE, CAPS, seed=1)
+    assert info.value.param == param, info.value.message
+    return info.value
+
+
+def test_gpt_defaults() -> None:
+    r = ok(model="gpt-image-1")
+    assert (r.size, r.quality, r.output_format, r.response_format) == ("1024x1024", "high", "png", "b64_json")
+    assert r.params.steps == 9 and r.params.n == 1 and r.params.background == "opaque" and r.params.seed == 1
+
+
+def test_quality_maps_through_the_engine_table() -> None:
+    assert ok(model="gpt-image-1", quality="low").params.steps == 3
+    assert ok(model="dall-e-3", quality="hd").params.steps == 9
+    assert ok(model="dall-e-2").quality == "standard" and ok(model="dall-e-2").params.steps == 5
+
+
+@pytest.mark.parametrize(
+    "model,size",
+    [("dall-e-2", "256x256"), ("dall-e-3", "1792x1024"), ("gpt-image-1", "1536x1024"), ("gpt-image-2", "2048x1152")],
+)
+def test_sizes_are_exact(model: str, size: str) -> None:
+    r = ok(model=model, size=size)
+    assert f"{r.params.width}x{r.params.height}" == size == r.size
+
+
+@pytest.mark.parametrize(
+    "model,size,fragment",
+    [
+        ("dall-e-2", "1536x1024", "Supported sizes"),
+        ("dall-e-3", "512x512", "Supported sizes"),
+        ("gpt-image-1", "2048x1152", "Supported sizes"),
+        ("gpt-image-2", "1000x1000", "multiples of 16"),
+        ("gpt-image-2", "3840x1024", "aspect ratio"),
+        ("gpt-image-2", "512x512", "pixel count"),
+        ("gpt-image-1", "big", "Supported sizes"),
+    ],
+)
+def test_bad_sizes_name_the_limit(model: str, size: str, fragment: str) -> None:
+    assert fragment in bad("size", model=model, size=size).message
+
+
+def test_n_limits() -> None:
+    assert ok(model="gpt-image-1", n=10).params.n == 10
+    assert "between 1 and 10" in bad("n", model="gpt-image-1", n=11).message
+    assert "only n=1" in bad("n", model="dall-e-3", n=2).message
+    bad("n", model="gpt-image-1", n=True)
+    bad("n", model="gpt-image-1", n=0)
+
+
+def test_prompt_limits() -> None:
+    assert "maximum for dall-e-2 is 1000" in bad("prompt", model="dall-e-2", prompt="x" * 1001).message
+    ok(model="dall-e-3", prompt="x" * 4000)
+    bad("prompt", model="gpt-image-1", prompt="   ")
+    bad("prompt", model="gpt-image-1", prompt=12)
+
+
+def test_gpt_only_parameters_on_dalle() -> None:
+    bad("background", model="dall-e-2", background="transparent")
+    bad("output_format", model="dall-e-3", output_format="webp")
+    bad("response_format", model="gpt-image-1", response_format="url")
+    assert ok(model="dall-e-2", response_format="b64_json").response_format == "b64_json"
+    assert ok(model="dall-e-3").response_format == "url"
+
+
+def test_transparency_rules() -> None:
+    assert ok(model="gpt-image-1", background="transparent").params.background == "transparent"
+    assert "jpeg" in bad("background", model="gpt-image-1", background="transparent", output_format="jpeg").message
+    assert ok(model="gpt-image-1", background="auto").params.background == "opaque"
+
+
+def test_compression_range() -> None:
+    assert ok(model="gpt-image-1", output_format="webp", output_compression=0).output_compression == 0
+    bad("output_compression", model="gpt-image-1", output_compression=101)
+
+
+def test_null_means_default() -> None:
+    r = ok(model="gpt-image-1", n=None, size=None, quality=None, background=None, output_format=None)
+    assert r.size == "1024x1024" and r.params.n == 1
+
+
+def test_unknown_fields_and_models() -> None:
+    with pytest.raises(UnknownParameterError) as info:
+        ok(model="gpt-image-1", colour="red")
+    assert info.value.param == "colour"
+    with pytest.raises(ModelNotFoundError):
+        ok(model="no-such-model")
+
+
+def test_default_model_rule() -> None:
+    assert choose_model({"prompt": "x"}) == "dall-e-2"
+    assert choose_model({"prompt": "x", "background": "opaque"}) == "gpt-image-1"
+    assert choose_model({"prompt": "x", "quality": "low"}, default_gpt_model="gpt-image-2") == "gpt-image-2"
+    assert choose_model({"prompt": "x", "size": "1536x1024"}) == "gpt-image-1"
+    assert choose_model({"prompt": "x", "quality": "standard"}) == "dall-e-2"
+
+
+def test_the_embedded_profile_accepts_any_size() -> None:
+    r = ok(model="imageforge-emoji", size="333x111")
+    assert (r.params.width, r.params.height) == (333, 111)
+    bad("size", model="imageforge-emoji", size="4000x4000")
