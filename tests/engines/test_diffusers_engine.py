@@ -10,7 +10,7 @@ import pytest
 from imageforge.engines.diffusers import TRANSPARENT_PROMPT_SUFFIX, DiffusersEngine
 from imageforge.errors import ConfigurationError, UnsafeCheckpointError
 from imageforge.params import GenerationParams
-from tests.engines.contract import EngineContract
+from tests.engines.contract import EngineContract, max_diff
 from tests.engines.tiny_pipelines import save_tiny_sd
 
 
@@ -83,3 +83,18 @@ def test_hub_id_offline_fails_with_a_clear_error() -> None:
     # A hub id is a real source for users with network; offline (as in these tests) it fails cleanly.
     with pytest.raises(ConfigurationError, match="org/not-cached"):
         DiffusersEngine("org/not-cached", device="cpu", local_files_only=True).load()
+
+
+def test_single_safetensors_file_gives_the_same_images(tiny_sd: Path, engine: DiffusersEngine, tmp_path: Path) -> None:
+    """An original-layout (A1111-style) single-file checkpoint, converted by diffusers at load time."""
+    from tests.engines.ldm_checkpoint import save_ldm_checkpoint
+
+    checkpoint = save_ldm_checkpoint(engine._t2i, tmp_path / "tiny-sd.safetensors")
+    single = DiffusersEngine(
+        str(checkpoint), pipeline="StableDiffusionPipeline", single_file_config=str(tiny_sd), device="cpu"
+    )
+    single.load()
+    p = GenerationParams(prompt="a red apple", width=32, height=32, steps=3, seed=11, n=2)
+    for a, b in zip(single.generate([p])[0].images, engine.generate([p])[0].images, strict=True):
+        assert max_diff(a, b) == 0
+    single.close()
