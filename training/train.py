@@ -11,7 +11,14 @@ A checkpoint (weights, EMA, optimiser, step, RNG) is written atomically every ``
 ``RUN/last.pt``, and the run resumes from it when started again with the same ``--run``. Logs go to
 ``RUN/log.jsonl``.
 
-    python training/train.py --data data/emoji.npz --run training/runs/v1 --total-steps 15000
+A later session without that run directory continues from the *shipped* weights instead
+(``--init-from src/imageforge/engines/embedded/weights``): the EMA weights become both the weights and the EMA,
+the step count and compute time come from ``model.json``, and the optimiser restarts with a fresh warm-up
+(its moments are not committed: they would double the repository's size for every weight update).
+
+    python training/train.py --data data/emoji.npz --run training/runs/v1 --total-steps 4500
+    python training/train.py --run training/runs/v2 --init-from src/imageforge/engines/embedded/weights \
+        --total-steps 9000
 """
 
 from __future__ import annotations
@@ -56,11 +63,17 @@ def encode_captions(captions: list[str], cfg: EmbeddedModelConfig, device: str) 
     }
 
 
-def lr_at(step: int, base: float, warmup: int, total: int) -> float:
+def lr_at(step: int, base: float, warmup: int, total: int, warm_from: int = 0) -> float:
+    if step - warm_from < warmup:
+        return base * (step - warm_from + 1) / warmup * _cosine(step, warmup, total)
+    return base * _cosine(step, warmup, total)
+
+
+def _cosine(step: int, warmup: int, total: int) -> float:
     if step < warmup:
-        return base * (step + 1) / warmup
+        return 1.0
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def save_atomic(obj: dict, path: Path) -> None:
@@ -85,6 +98,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-from", type=Path, help="a weights directory (unet/ + model.json) to continue from")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -109,9 +123,23 @@ def main() -> None:
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.01)
     alphas_cumprod = noise_schedule(cfg).to(dev)  # (T,)
     step, trained_seconds = 0, 0.0
+    warm_from = 0  # the LR ramps up over --warmup steps from here (0, or the step a shipped model ended at)
     rng = random.Random(args.seed)
 
     ckpt_path = args.run / "last.pt"
+    if not ckpt_path.exists() and args.init_from is not None:
+        from safetensors.torch import load_file
+
+        shipped = load_file(str(args.init_from / "unet" / "diffusion_pytorch_model.safetensors"))
+        unet.load_state_dict({k: v.float() for k, v in shipped.items()})
+        ema.load_state_dict(unet.state_dict())
+        info = json.loads((args.init_from / "model.json").read_text())["training"]
+        step, trained_seconds = int(info["steps"]), float(info["trained_minutes"]) * 60
+        warm_from = step
+        ours = json.loads(args.data.with_suffix(".json").read_text())["dataset_sha256"]
+        if info.get("dataset_sha256") not in (None, ours):
+            print(f"warning: dataset differs from the one the shipped model was trained on ({ours})")
+        print(f"continuing the shipped model from step {step} ({trained_seconds / 60:.1f} min trained)")
     if ckpt_path.exists():
         # weights_only: even our own checkpoints are loaded without executing pickled code.
         state = torch.load(ckpt_path, map_location=dev, weights_only=True)
@@ -119,6 +147,7 @@ def main() -> None:
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
         step, trained_seconds = state["step"], state["trained_seconds"]
+        warm_from = state.get("warm_from", 0)
         rng.setstate(state["py_rng"])
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed at step {step} ({trained_seconds / 60:.1f} min trained)")
@@ -156,7 +185,7 @@ def main() -> None:
         weight = torch.clamp(snr, max=args.min_snr) / (snr + 1)  # min-SNR for v-prediction
 
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.lr, args.warmup, args.total_steps)
+            g["lr"] = lr_at(step, args.lr, args.warmup, args.total_steps, warm_from)
         pred = unet(xt, t, encoder_hidden_states=tokens, encoder_attention_mask=mask, class_labels=pooled).sample
         loss = ((pred - v) ** 2).mean(dim=(1, 2, 3))
         loss = (loss * weight).mean()
@@ -195,6 +224,7 @@ def main() -> None:
                     "ema": ema.state_dict(),
                     "opt": opt.state_dict(),
                     "step": step,
+                    "warm_from": warm_from,
                     "trained_seconds": trained_seconds + time.time() - t_start,
                     "py_rng": rng.getstate(),
                     "torch_rng": torch.get_rng_state(),
