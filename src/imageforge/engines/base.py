@@ -24,6 +24,7 @@ __all__ = [
     "make_result",
     "never_cancelled",
     "raise_if_cancelled",
+    "resolve_device",
 ]
 
 AlphaSupport = Literal["native", "matte", "none"]
@@ -32,6 +33,15 @@ Cancelled = Callable[[], bool]
 
 def never_cancelled() -> bool:
     return False
+
+
+def resolve_device(device: str) -> str:
+    """ "auto" -> "cuda" when torch sees a GPU, else "cpu"; anything else is passed through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from imageforge.engines.base import (
     check_batch,
     make_result,
     never_cancelled,
+    resolve_device,
 )
 from imageforge.engines.chunks import plan_chunks
 from imageforge.engines.diffusers_loading import load_text2image, resolve_dtype
@@ -95,12 +96,7 @@ class DiffusersEngine:
     def load(self) -> None:
         if self._t2i is not None:
             return
-        import torch
-
-        device = self.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._device = device
+        device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device)
         pipe = load_text2image(
             self.model,

@@ -22,6 +22,7 @@ from imageforge.engines.base import (
     make_result,
     never_cancelled,
     raise_if_cancelled,
+    resolve_device,
 )
 from imageforge.engines.chunks import plan_chunks
 from imageforge.errors import ConfigurationError
@@ -57,7 +58,7 @@ class EmbeddedEngine:
         if not (self.weights_dir / "model.json").is_file():
             raise ConfigurationError(f"no embedded model at {self.weights_dir} (model.json missing)")
         self.config = load_config(self.weights_dir)
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.guidance_scale = guidance_scale if guidance_scale is not None else self.config.guidance_scale
         self._caps = EngineCapabilities(
             native_resolutions=((self.config.image_size, self.config.image_size),),
@@ -190,14 +191,6 @@ class EmbeddedEngine:
                 mask.paste(255, square_region(p.width, p.height))
             art = blend(art, original, mask)
         return flatten(art, p.background)
-
-
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _stack_rows(embeds: list[Any]) -> Any:
