@@ -21,9 +21,10 @@ def test_default_catalogue_serves_the_embedded_model_under_every_name() -> None:
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("IMAGEFORGE_DEVICE", "cpu")
     monkeypatch.setenv("IMAGEFORGE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("IMAGEFORGE_DTYPE", "bfloat16")
     s = Settings()
     assert s.device == "cpu" and s.data_dir == tmp_path
-    assert load_catalogue(s).entry("gpt-image-1").options == {"device": "cpu"}
+    assert s.engine_defaults() == {"device": "cpu", "dtype": "bfloat16"}
 
 
 def test_catalogue_file_adds_and_replaces(tmp_path: Path) -> None:

@@ -34,12 +34,13 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="model catalogue (TOML) [IMAGEFORGE_CONFIG]")
     p.add_argument("--data-dir", type=Path, help="data directory [IMAGEFORGE_DATA_DIR]")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N [IMAGEFORGE_DEVICE]")
+    p.add_argument("--dtype", help="auto, float32, float16, bfloat16 [IMAGEFORGE_DTYPE]")
     p.add_argument("--threads", type=int, help="CPU threads for torch [IMAGEFORGE_THREADS]")
     p.add_argument("--log-level", help="debug, info, warning, error [IMAGEFORGE_LOG_LEVEL]")
 
 
 def _settings(ns: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(ns, k) for k in ("config", "data_dir", "device", "threads", "log_level")}
+    overrides = {k: getattr(ns, k) for k in ("config", "data_dir", "device", "dtype", "threads", "log_level")}
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -111,7 +112,7 @@ def _generate(ns: argparse.Namespace, console: Console) -> int:
         if fmt != "png":
             raise InvalidRequestError(f"{ns.model} produces png only", param="output_format")
     t0 = time.perf_counter()
-    engine = create_engine(entry.engine, entry.options)
+    engine = create_engine(entry.engine, entry.options, settings.engine_defaults())
     resolved = resolve(fields, catalogue, engine.capabilities, seed=ns.seed)
     engine.load()
     t_loaded = time.perf_counter()

@@ -42,8 +42,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("imageforge-data"), description="where stored images and state live")
     config: Path | None = Field(default=None, description="model catalogue (TOML)")
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N (engines that support it)")
+    dtype: str = Field(default="auto", description="auto, float32, float16 or bfloat16 (diffusers engines)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch (default: torch's choice)")
     log_level: str = Field(default="info")
+
+    def engine_defaults(self) -> dict[str, Any]:
+        """Options every engine gets unless its catalogue entry sets them (and only if it takes them)."""
+        return {"device": self.device, "dtype": self.dtype}
 
 
 class ModelEntry(BaseModel):
@@ -84,17 +89,16 @@ class Catalogue:
         return get_profile(self.entry(model_id).profile)
 
 
-def default_catalogue(device: str = "auto") -> Catalogue:
+def default_catalogue() -> Catalogue:
     """The embedded model under its own id and every OpenAI name; all share one engine instance."""
-    options: dict[str, Any] = {} if device == "auto" else {"device": device}
-    models = {EMBEDDED_ID: ModelEntry(engine="embedded", profile="imageforge", options=options)}
+    models = {EMBEDDED_ID: ModelEntry(engine="embedded", profile="imageforge")}
     for name in OPENAI_NAMES:
-        models[name] = ModelEntry(engine="embedded", profile=name, options=options)
+        models[name] = ModelEntry(engine="embedded", profile=name)
     return Catalogue(models)
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
-    base = default_catalogue(settings.device)
+    base = default_catalogue()
     if settings.config is None:
         return base
     try:

@@ -26,3 +26,12 @@ def test_unknown_engine_and_bad_options() -> None:
         create_engine("nope")
     with pytest.raises(ConfigurationError, match="bad options for engine 'fake'"):
         create_engine("fake", {"colour": "red"})
+
+
+def test_settings_defaults_fill_only_what_an_engine_takes_and_the_entry_leaves_open() -> None:
+    from imageforge.engines.diffusers import DiffusersEngine
+
+    d = create_engine("diffusers", {"model": "/m", "dtype": "float16"}, {"device": "cpu", "dtype": "bfloat16"})
+    assert isinstance(d, DiffusersEngine) and d.device == "cpu" and d.dtype == "float16"
+    fake = create_engine("fake", {}, {"device": "cpu", "dtype": "bfloat16"})  # takes neither: not passed
+    assert isinstance(fake, FakeEngine)

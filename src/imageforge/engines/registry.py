@@ -11,6 +11,7 @@ covers running from a source tree that was never installed (no entry-point metad
 from __future__ import annotations
 
 import importlib
+import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -49,11 +50,19 @@ def engine_factory(name: str) -> Any:
         raise ConfigurationError(f"engine {name!r} ({target}) cannot be imported: {exc}") from exc
 
 
-def create_engine(name: str, options: dict[str, Any] | None = None) -> Engine:
-    """Instantiate engine ``name`` with its options from the model catalogue (not loaded yet)."""
+def create_engine(name: str, options: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None) -> Engine:
+    """Instantiate engine ``name`` with its options from the model catalogue (not loaded yet).
+
+    ``defaults`` (server-wide settings such as ``device`` and ``dtype``) fill in options the entry does not set,
+    for engines whose constructor takes them.
+    """
     factory = engine_factory(name)
+    kwargs = dict(options or {})
+    if defaults:
+        accepted = inspect.signature(factory).parameters
+        kwargs.update({k: v for k, v in defaults.items() if k in accepted and k not in kwargs})
     try:
-        engine: Engine = factory(**(options or {}))
+        engine: Engine = factory(**kwargs)
     except TypeError as exc:
         raise ConfigurationError(f"bad options for engine {name!r}: {exc}") from exc
     return engine
