@@ -16,6 +16,7 @@ FORBIDDEN = {
     "params.py": ("imageforge.engines", "imageforge.api", "torch", "fastapi"),
     "errors.py": ("imageforge.", "fastapi", "torch", "PIL"),
     "profiles.py": ("imageforge.engines", "imageforge.api", "torch", "PIL", "fastapi"),
+    "validation.py": ("imageforge.engines", "imageforge.api", "imageforge.serving", "torch", "fastapi"),
 }
 HEAVY_AT_IMPORT = ("torch", "diffusers", "transformers")
 

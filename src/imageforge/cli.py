@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -23,6 +23,10 @@ from imageforge import __version__
 from imageforge.config import EMBEDDED_ID, Settings, load_catalogue
 from imageforge.errors import ImageForgeError, InvalidRequestError
 from imageforge.params import StepPreview
+
+if TYPE_CHECKING:
+    from imageforge.engines.base import Engine
+    from imageforge.validation import ResolvedRequest
 
 __all__ = ["main"]
 
@@ -36,7 +40,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N [IMAGEFORGE_DEVICE]")
     p.add_argument("--dtype", help="auto, float32, float16, bfloat16 [IMAGEFORGE_DTYPE]")
     p.add_argument("--threads", type=int, help="CPU threads for torch [IMAGEFORGE_THREADS]")
-    p.add_argument("--log-level", help="debug, info, warning, error [IMAGEFORGE_LOG_LEVEL]")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="[IMAGEFORGE_LOG_LEVEL]")
 
 
 def _settings(ns: argparse.Namespace) -> Settings:
@@ -95,7 +99,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def _generate(ns: argparse.Namespace, console: Console) -> int:
     from imageforge.engines.registry import create_engine
-    from imageforge.imaging.encode import encode
     from imageforge.validation import resolve
 
     settings = _settings(ns)
@@ -114,6 +117,15 @@ def _generate(ns: argparse.Namespace, console: Console) -> int:
     t0 = time.perf_counter()
     engine = create_engine(entry.engine, entry.options, settings.engine_defaults())
     resolved = resolve(fields, catalogue, engine.capabilities, seed=ns.seed)
+    try:
+        return _run(engine, resolved, out, console, t0)
+    finally:
+        engine.close()
+
+
+def _run(engine: Engine, resolved: ResolvedRequest, out: Path, console: Console, t0: float) -> int:
+    from imageforge.imaging.encode import encode
+
     engine.load()
     t_loaded = time.perf_counter()
     p = resolved.params
@@ -131,7 +143,6 @@ def _generate(ns: argparse.Namespace, console: Console) -> int:
     paths = _paths(out, p.n)
     for path, image in zip(paths, result.images, strict=True):
         _write_atomic(path, encode(image, resolved.output_format, resolved.output_compression))
-    engine.close()
     for path, seed in zip(paths, result.seeds, strict=True):
         console.print(f"{path}  ({resolved.size}, {resolved.output_format}, seed {seed})")
     console.print(
@@ -155,12 +166,17 @@ def _configure_torch(settings: Settings) -> None:
         torch.set_num_threads(settings.threads)
 
 
+def _configure_logging(settings: Settings) -> None:
+    """ImageForge's own records at the configured level; libraries keep their defaults (warnings)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("imageforge").setLevel(settings.log_level.upper())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
-    level = (ns.log_level or os.environ.get("IMAGEFORGE_LOG_LEVEL") or "warning").upper()
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _configure_logging(_settings(ns))
         if ns.command == "generate":
             return _generate(ns, out)
         return _models(ns, out)

@@ -20,7 +20,7 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N (engines that support it)")
     dtype: str = Field(default="auto", description="auto, float32, float16 or bfloat16 (diffusers engines)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch (default: torch's choice)")
-    log_level: str = Field(default="info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
 
     def engine_defaults(self) -> dict[str, Any]:
         """Options every engine gets unless its catalogue entry sets them (and only if it takes them)."""

@@ -6,7 +6,7 @@ builds a frozen :class:`GenerationParams`, the engine returns a :class:`Generati
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 __all__ = [
+    "AlphaSupport",
     "Background",
     "BatchKey",
+    "EngineCapabilities",
     "GenerationMode",
     "GenerationParams",
     "GenerationResult",
@@ -23,6 +25,7 @@ __all__ = [
     "StepPreview",
 ]
 
+AlphaSupport = Literal["native", "matte", "none"]
 Background = Literal["transparent", "opaque"]
 GenerationMode = Literal["text2img", "img2img", "inpaint"]
 
@@ -37,6 +40,7 @@ class BatchKey:
     guidance_scale: float | None
     mode: GenerationMode
     strength: float
+    negative_prompt: bool  # engines condition the unguided branch differently with one
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class GenerationParams:
             raise ValueError("a mask needs an init_image")
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
+        if self.init_image is not None and int(self.steps * self.strength) < 1:
+            raise ValueError(f"steps * strength must be at least 1 (steps={self.steps}, strength={self.strength})")
 
     @property
     def mode(self) -> GenerationMode:
@@ -79,18 +85,20 @@ class GenerationParams:
 
     @property
     def denoising_steps(self) -> int:
-        """Steps actually run: all of them from noise; ``int(steps * strength)`` (at least 1) from an init image,
-        as diffusers' image-to-image pipelines count them."""
+        """Steps actually run: all of them from noise; ``int(steps * strength)`` from an init image, as diffusers'
+        image-to-image pipelines count them (``__post_init__`` guarantees at least one)."""
         if self.init_image is None:
             return self.steps
-        return max(1, int(self.steps * self.strength))
+        return int(self.steps * self.strength)
 
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.n)]
 
     def batch_key(self) -> BatchKey:
         strength = self.strength if self.mode != "text2img" else 1.0
-        return BatchKey(self.width, self.height, self.steps, self.guidance_scale, self.mode, strength)
+        return BatchKey(
+            self.width, self.height, self.steps, self.guidance_scale, self.mode, strength, bool(self.negative_prompt)
+        )
 
 
 @dataclass(frozen=True)
@@ -118,3 +126,24 @@ class StepPreview:
 
 
 StepCallback = Callable[[StepPreview], None]
+
+
+@dataclass(frozen=True)
+class EngineCapabilities:
+    """What an engine can do, as data; validation and the scheduler read it, nothing probes engines."""
+
+    # Resolutions the network itself works at; other sizes are made from these (resampled or padded).
+    native_resolutions: tuple[tuple[int, int], ...]
+    # Largest number of images one ``generate`` call runs through the network together.
+    max_batch: int
+    # "native": the model draws alpha; "matte": alpha is keyed out of a plain background; "none": opaque only.
+    alpha: AlphaSupport
+    min_steps: int
+    max_steps: int
+    # API quality -> denoising steps ("low", "medium", "high"); written down in the README per engine.
+    quality_steps: Mapping[str, int]
+    img2img: bool
+    inpaint: bool
+    # Output width/height must be multiples of this (1 = any size; the embedded model resamples).
+    size_multiple: int = 1
+    max_pixels: int = 3840 * 2160

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from imageforge.config import Catalogue
-from imageforge.engines.base import EngineCapabilities
 from imageforge.errors import InvalidRequestError, UnknownParameterError, UnsupportedParameterError
 from imageforge.imaging.encode import OutputFormat
-from imageforge.params import Background, GenerationParams
+from imageforge.params import Background, EngineCapabilities, GenerationParams
 from imageforge.profiles import Profile
 
 __all__ = ["HANDLED_FIELDS", "ResolvedRequest", "choose_model", "parse_size", "resolve"]

@@ -98,3 +98,55 @@ def test_single_safetensors_file_gives_the_same_images(tiny_sd: Path, engine: Di
     for a, b in zip(single.generate([p])[0].images, engine.generate([p])[0].images, strict=True):
         assert max_diff(a, b) == 0
     single.close()
+
+
+def test_cancellation_skips_the_final_decode(engine: DiffusersEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imageforge.errors import GenerationCancelled
+
+    calls: list[int] = []
+    vae = engine._t2i.vae
+    original = vae.decode
+    monkeypatch.setattr(vae, "decode", lambda *a, **k: calls.append(1) or original(*a, **k))
+    p = GenerationParams(prompt="x", width=32, height=32, steps=5, seed=1, n=3)  # two chunks (max_batch=2)
+    with pytest.raises(GenerationCancelled):
+        engine.generate([p], cancelled=lambda: True)
+    assert calls == [], "a cancelled job must not pay for the VAE decode"
+
+
+def test_transparent_inpaint_keeps_the_original_outside_the_mask(engine: DiffusersEngine) -> None:
+    import numpy as np
+    from PIL import Image
+
+    init = Image.new("RGBA", (32, 32), (255, 255, 255, 255))
+    init.paste((10, 200, 30, 0), (24, 0, 32, 32))  # a transparent strip the edit must keep transparent
+    mask = Image.new("L", (32, 32), 0)
+    mask.paste(255, (0, 0, 12, 32))
+    p = GenerationParams(
+        prompt="x", width=32, height=32, steps=4, seed=1, init_image=init, mask=mask, background="transparent"
+    )
+    out = np.asarray(engine.generate([p])[0].images[0])
+    src = np.asarray(init)
+    assert np.array_equal(out[:, 13:], src[:, 13:]), "outside the mask: the original, alpha included"
+
+
+def test_pipeline_variants_are_found_at_load(engine: DiffusersEngine) -> None:
+    assert engine.capabilities.img2img and engine.capabilities.inpaint
+
+
+@pytest.mark.parametrize(
+    "table,fragment",
+    [({"low": 1, "medium": 2}, "exactly"), ({"low": 1, "medium": 2, "high": 999}, "from 1 to 150")],
+)
+def test_bad_quality_tables_are_configuration_errors(table: dict[str, int], fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment):
+        DiffusersEngine("/m", quality_steps=table)
+
+
+def test_a_broken_checkpoint_is_a_configuration_error(tiny_sd: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_sd, broken)
+    (broken / "unet" / "config.json").write_text("{ not json")
+    with pytest.raises(ConfigurationError, match="cannot load"):
+        DiffusersEngine(str(broken), device="cpu").load()

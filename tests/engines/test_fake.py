@@ -37,3 +37,12 @@ def test_records_its_batches() -> None:
     b = GenerationParams(prompt="b", width=8, height=8, steps=1, seed=2)
     engine.generate([a, b])
     assert engine.calls == [[a, b]]
+
+
+def test_img2img_needs_at_least_one_step() -> None:
+    from PIL import Image
+
+    with pytest.raises(ValueError, match="at least 1"):
+        GenerationParams(
+            prompt="x", width=8, height=8, steps=3, seed=1, init_image=Image.new("RGB", (8, 8)), strength=0.2
+        )

@@ -8,26 +8,32 @@ that worker's thread, then ``close()``. Engines know nothing of HTTP or wire mod
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from imageforge.errors import GenerationCancelled, InvalidRequestError
-from imageforge.params import GenerationParams, GenerationResult, StepCallback
+from imageforge.errors import ConfigurationError, GenerationCancelled, InvalidRequestError
+from imageforge.params import (
+    AlphaSupport,
+    EngineCapabilities,
+    GenerationParams,
+    GenerationResult,
+    StepCallback,
+)
 
 __all__ = [
+    "QUALITY_KEYS",
     "AlphaSupport",
     "Cancelled",
     "Engine",
     "EngineCapabilities",
     "EngineFactory",
     "check_batch",
+    "check_quality_steps",
     "make_result",
     "never_cancelled",
     "raise_if_cancelled",
     "resolve_device",
 ]
 
-AlphaSupport = Literal["native", "matte", "none"]
 Cancelled = Callable[[], bool]
 
 
@@ -42,27 +48,6 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@dataclass(frozen=True)
-class EngineCapabilities:
-    """What an engine can do, as data; validation and the scheduler read it, nothing probes engines."""
-
-    # Resolutions the network itself works at; other sizes are made from these (resampled or padded).
-    native_resolutions: tuple[tuple[int, int], ...]
-    # Largest number of images one ``generate`` call runs through the network together.
-    max_batch: int
-    # "native": the model draws alpha; "matte": alpha is keyed out of a plain background; "none": opaque only.
-    alpha: AlphaSupport
-    min_steps: int
-    max_steps: int
-    # API quality -> denoising steps ("low", "medium", "high"); written down in the README per engine.
-    quality_steps: Mapping[str, int]
-    img2img: bool
-    inpaint: bool
-    # Output width/height must be multiples of this (1 = any size; the embedded model resamples).
-    size_multiple: int = 1
-    max_pixels: int = 3840 * 2160
 
 
 class Engine(Protocol):
@@ -125,6 +110,21 @@ def check_batch(batch: Sequence[GenerationParams], caps: EngineCapabilities) -> 
         raise InvalidRequestError(f"this model does not support {p.mode}.", param="image")
     if caps.alpha == "none" and any(q.background == "transparent" for q in batch):
         raise InvalidRequestError("this model cannot produce transparent backgrounds.", param="background")
+
+
+QUALITY_KEYS = ("low", "medium", "high")
+
+
+def check_quality_steps(table: Mapping[str, int], min_steps: int, max_steps: int) -> dict[str, int]:
+    """An engine's quality -> steps table: exactly low/medium/high, each within the engine's step range."""
+    if set(table) != set(QUALITY_KEYS):
+        raise ConfigurationError(f"quality_steps must give exactly {', '.join(QUALITY_KEYS)}; got {dict(table)}")
+    for key, steps in table.items():
+        if isinstance(steps, bool) or not isinstance(steps, int) or not min_steps <= steps <= max_steps:
+            raise ConfigurationError(
+                f"quality_steps[{key!r}] must be an integer from {min_steps} to {max_steps}; got {steps!r}"
+            )
+    return {k: table[k] for k in QUALITY_KEYS}
 
 
 def raise_if_cancelled(cancelled: Cancelled, step: int) -> None:

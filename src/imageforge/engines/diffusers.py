@@ -16,19 +16,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from imageforge.engines.base import (
     Cancelled,
     EngineCapabilities,
     check_batch,
+    check_quality_steps,
     make_result,
     never_cancelled,
+    raise_if_cancelled,
     resolve_device,
 )
 from imageforge.engines.chunks import plan_chunks
-from imageforge.engines.diffusers_loading import load_text2image, resolve_dtype
+from imageforge.engines.diffusers_loading import load_preview_vae, load_text2image, resolve_dtype
 from imageforge.engines.diffusers_previews import capture_x0, decode_latents
 from imageforge.errors import GenerationCancelled
 from imageforge.imaging.canvas import blend, flatten
@@ -79,8 +81,8 @@ class DiffusersEngine:
             alpha="matte",
             min_steps=1,
             max_steps=max_steps,
-            quality_steps=dict(quality_steps or _DEFAULT_QUALITY_STEPS),
-            img2img=True,
+            quality_steps=check_quality_steps(quality_steps or _DEFAULT_QUALITY_STEPS, 1, max_steps),
+            img2img=True,  # until load() finds out whether the pipeline family has these variants
             inpaint=True,
             size_multiple=8,
             max_pixels=max_pixels,
@@ -110,10 +112,10 @@ class DiffusersEngine:
         pipe = pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         if self.preview_vae_source:
-            from diffusers import AutoencoderTiny
-
-            self._preview_vae = AutoencoderTiny.from_pretrained(self.preview_vae_source, dtype=dtype).to(device)
+            self._preview_vae = load_preview_vae(self.preview_vae_source, dtype).to(device)
         self._t2i = pipe
+        # Capabilities as found: not every pipeline family has image-to-image and inpainting variants.
+        self._caps = replace(self._caps, img2img=self._derive("img2img"), inpaint=self._derive("inpaint"))
         log.info("diffusers pipeline %s loaded on %s (%s)", type(pipe).__name__, device, dtype)
 
     def close(self) -> None:
@@ -128,17 +130,24 @@ class DiffusersEngine:
         except ImportError:  # pragma: no cover
             pass
 
+    def _derive(self, mode: str) -> bool:
+        """Build (and keep) the ``mode`` pipeline over the loaded components; False if the family has none."""
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+        auto = AutoPipelineForImage2Image if mode == "img2img" else AutoPipelineForInpainting
+        try:
+            pipe = auto.from_pipe(self._t2i)
+        except ValueError as exc:  # diffusers: "... does not have an image-to-image/inpainting pipeline"
+            log.info("%s: no %s pipeline (%s)", type(self._t2i).__name__, mode, exc)
+            return False
+        pipe.set_progress_bar_config(disable=True)
+        self._derived[mode] = pipe
+        return True
+
     def _pipeline_for(self, mode: str) -> Any:
         if mode == "text2img":
             return self._t2i
-        if mode not in self._derived:
-            from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
-
-            auto = AutoPipelineForImage2Image if mode == "img2img" else AutoPipelineForInpainting
-            pipe = auto.from_pipe(self._t2i)
-            pipe.set_progress_bar_config(disable=True)
-            self._derived[mode] = pipe
-        return self._derived[mode]
+        return self._derived[mode]  # check_batch refused modes the capabilities do not list
 
     # -- generation ---------------------------------------------------------------------------------------
 
@@ -154,8 +163,9 @@ class DiffusersEngine:
         prompts = [self._prompt_for(p) for p in batch]
         images: list[list[Any]] = [[] for _ in batch]
         chunks = plan_chunks(batch, self._caps.max_batch)
-        progress = _Progress(done=0, total=batch[0].denoising_steps * len(chunks))
+        progress = _Progress(done=0, total=batch[0].denoising_steps * len(chunks), chunks=len(chunks))
         for chunk in chunks:
+            raise_if_cancelled(cancelled, progress.done)
             rows = [(s.request, s.image) for s in chunk]
             out = self._run_chunk(pipe, batch, rows, prompts, images, progress, on_step, cancelled)
             for (r, _), img in zip(rows, out, strict=True):
@@ -177,23 +187,25 @@ class DiffusersEngine:
         cancelled: Cancelled,
     ) -> list[Any]:
         """One pipeline call over ``rows`` (request, image) pairs; the pipeline's own decode gives the images."""
-        interrupted = False
         with capture_x0(pipe.scheduler) as capture:
 
             def on_step_end(pipeline: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-                nonlocal interrupted
+                if i == 0:
+                    # The pipeline's own count: float timestep maths (SD3/FLUX img2img) and second-order
+                    # schedulers (Heun) can differ from steps * strength.
+                    progress.total = pipeline.num_timesteps * progress.chunks
                 progress.done += 1
                 if on_step is not None:
                     preview = self._previewer(pipeline, batch, rows, images, capture.latest)
                     on_step(StepPreview(progress.done, progress.total, preview))
                 if cancelled():
-                    pipeline._interrupt = True  # checked by the pipeline before its next step
-                    interrupted = True
+                    # The documented flag makes the pipeline skip its remaining steps; raising as well skips the
+                    # VAE decode it would still run, so the job ends at this step boundary.
+                    pipeline._interrupt = True
+                    raise GenerationCancelled(f"generation cancelled after {progress.done} step(s)")
                 return kwargs
 
             out: list[Any] = pipe(**self._call_kwargs(batch, rows, prompts), callback_on_step_end=on_step_end).images
-        if interrupted:
-            raise GenerationCancelled(f"generation cancelled after {progress.done} step(s)")
         return out
 
     def _call_kwargs(
@@ -236,14 +248,16 @@ class DiffusersEngine:
         return img.convert("RGB").resize((p.width, p.height))
 
     def _finish(self, p: GenerationParams, img: Any) -> Any:
+        """Pipeline output -> the final image: exact size, matted if transparency was asked for, and for
+        inpainting the original's own pixels (alpha included) everywhere outside the mask."""
         if img.size != (p.width, p.height):  # pipelines round odd sizes; the API promises exact pixels
             img = img.resize((p.width, p.height))
+        img = matte(img) if p.background == "transparent" else img.convert("RGBA")
         if p.mask is not None and p.init_image is not None:
             # The VAE round trip alters every pixel; an edit must leave the unmasked area exactly as it was.
-            img = blend(img.convert("RGBA"), self._init_image(p).convert("RGBA"), _mask(p).resize(img.size))
-        if p.background == "transparent":
-            return matte(img)
-        return img.convert("RGB")
+            original = p.init_image.convert("RGBA").resize(img.size)
+            img = blend(img, original, _mask(p).resize(img.size))
+        return flatten(img, p.background)
 
     def _used_prompt(self, prompt: str) -> str:
         """The prompt as the pipeline's longest-context text encoder sees it (CLIP truncates at 77 tokens;
@@ -285,6 +299,7 @@ class DiffusersEngine:
 class _Progress:
     done: int
     total: int
+    chunks: int
 
 
 def _mask(p: GenerationParams) -> Any:

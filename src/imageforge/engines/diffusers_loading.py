@@ -11,7 +11,7 @@ from typing import Any
 
 from imageforge.errors import ConfigurationError, EngineUnavailableError, UnsafeCheckpointError
 
-__all__ = ["PICKLE_SUFFIXES", "load_text2image", "refuse_pickles", "resolve_dtype"]
+__all__ = ["PICKLE_SUFFIXES", "load_preview_vae", "load_text2image", "refuse_pickles", "resolve_dtype"]
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,11 @@ def load_text2image(
             # default config of the detected architecture, which needs network access once.
             kwargs["config"] = single_file_config
         log.info("loading single-file checkpoint %s as %s", path, cls.__name__)
-        return cls.from_single_file(str(path), **kwargs)
+        return _loading(source, lambda: cls.from_single_file(str(path), **kwargs))
     if path.is_dir():
         refuse_pickles(path)
         target: str = str(path)
+        common.update(variant=variant)  # fp16 variant files live in local directories too
     elif path.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1:
         raise ConfigurationError(f"model {source!r}: no such file or directory, and not a hub id (org/name)")
     else:
@@ -93,12 +94,37 @@ def load_text2image(
         common.update(variant=variant, revision=revision, local_files_only=local_files_only)
     cls = _pipeline_class(diffusers, pipeline_class) if pipeline_class else diffusers.AutoPipelineForText2Image
     log.info("loading pipeline %s with %s", target, getattr(cls, "__name__", cls))
+    return _loading(source, lambda: cls.from_pretrained(target, use_safetensors=True, **common))
+
+
+def load_preview_vae(source: str, torch_dtype: Any) -> Any:
+    """A tiny preview decoder (``AutoencoderTiny``, e.g. TAESD) from a directory or hub id; safetensors only."""
+    diffusers = _diffusers()
+    path = Path(source).expanduser()
+    if path.is_dir():
+        refuse_pickles(path)
+    return _loading(
+        source, lambda: diffusers.AutoencoderTiny.from_pretrained(str(path) if path.is_dir() else source,
+                                                                  use_safetensors=True, dtype=torch_dtype)
+    )  # fmt: skip
+
+
+def _loading(source: str, load: Any) -> Any:
+    """Run a diffusers loader; whatever it raises becomes a ConfigurationError that names the model.
+
+    Loading a user's checkpoint fails in many library-specific ways (missing files, bad configs, unknown
+    architectures, shape mismatches); all of them mean "this catalogue entry cannot be served".
+    """
     try:
-        return cls.from_pretrained(target, use_safetensors=True, **common)
+        return load()
+    except (UnsafeCheckpointError, ConfigurationError):
+        raise
     except OSError as exc:
         if "safetensors" in str(exc).lower():
             raise UnsafeCheckpointError(f"{source}: no safetensors weights found ({exc})") from exc
         raise ConfigurationError(f"cannot load {source}: {exc}") from exc
+    except Exception as exc:  # the layer boundary: see the docstring
+        raise ConfigurationError(f"cannot load {source}: {type(exc).__name__}: {exc}") from exc
 
 
 def _pipeline_class(diffusers: Any, name: str) -> Any:

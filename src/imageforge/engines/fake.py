@@ -20,6 +20,7 @@ from imageforge.engines.base import (
     Cancelled,
     EngineCapabilities,
     check_batch,
+    check_quality_steps,
     make_result,
     never_cancelled,
     raise_if_cancelled,
@@ -51,7 +52,7 @@ class FakeEngine:
             alpha="native",
             min_steps=1,
             max_steps=1000,
-            quality_steps=dict(quality_steps or {"low": 2, "medium": 4, "high": 8}),
+            quality_steps=check_quality_steps(quality_steps or {"low": 2, "medium": 4, "high": 8}, 1, 1000),
             img2img=True,
             inpaint=True,
         )

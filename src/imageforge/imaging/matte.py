@@ -9,7 +9,8 @@ soft ramp, and their colour is un-mixed from the background (no white halo on da
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
+from scipy import ndimage
 
 __all__ = ["matte"]
 
@@ -31,29 +32,17 @@ def matte(img: Image.Image, tolerance: float = 0.12, softness: float = 0.06) -> 
     bg = np.median(frame, axis=0)
     dist = np.linalg.norm(rgb - bg, axis=-1) / np.sqrt(3.0)  # (H, W) in [0, 1]
 
-    # 2. Background = pixels within tolerance that are connected to the border (flood fill from border seeds).
-    candidate = Image.fromarray(((dist < tolerance) * 255).astype(np.uint8), "L")
-    draw_target = candidate.copy()
-    px = draw_target.load()
-    assert px is not None
-    border = [(x, 0) for x in range(w)] + [(x, h - 1) for x in range(w)]
-    border += [(0, y) for y in range(h)] + [(w - 1, y) for y in range(h)]
-    for xy in border:
-        if px[xy] == 255:
-            ImageDraw.floodfill(draw_target, xy, 128)
-    background = np.asarray(draw_target) == 128  # (H, W)
+    # 2. Background = pixels within tolerance that are connected to the border (connected-component labels).
+    labels, _ = ndimage.label(dist < tolerance)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, border[border > 0])  # (H, W)
 
     # 3. Alpha. An edge pixel is a linear mix a*fg + (1-a)*bg, so its distance from bg is a times fg's; fg's
     #    distance is estimated as the largest distance in the 5x5 neighbourhood. Pixels far from any background
     #    stay fully opaque; distances below ``floor`` (noise in a plain background) count as zero.
     floor = tolerance - softness
-    near_bg = np.asarray(Image.fromarray(background.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(5))) > 0
-    local_fg = (
-        np.asarray(
-            Image.fromarray(np.round(dist * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(5)), dtype=np.float32
-        )
-        / 255.0
-    )
+    near_bg = ndimage.maximum_filter(background, size=5)
+    local_fg = ndimage.maximum_filter(dist, size=5)
     coverage = np.clip((dist - floor) / np.maximum(local_fg - floor, 1e-3), 0.0, 1.0)
     alpha = np.where(background | near_bg, coverage, 1.0)[..., None]  # (H, W, 1)
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from imageforge.engines.base import (
     Cancelled,
     EngineCapabilities,
     check_batch,
+    check_quality_steps,
     make_result,
     never_cancelled,
     raise_if_cancelled,
@@ -66,7 +67,7 @@ class EmbeddedEngine:
             alpha="native",
             min_steps=1,
             max_steps=200,
-            quality_steps=dict(quality_steps or self.config.quality_steps),
+            quality_steps=check_quality_steps(quality_steps or self.config.quality_steps, 1, 200),
             img2img=True,
             inpaint=True,
         )
@@ -107,6 +108,8 @@ class EmbeddedEngine:
         p0 = batch[0]
         guidance = p0.guidance_scale if p0.guidance_scale is not None else self.guidance_scale
         embeds = [self._text.encode([p.prompt]) for p in batch]
+        # Negative prompts replace the empty prompt on the unguided branch, so guidance steers away from them.
+        negatives = [self._text.encode([p.negative_prompt]) if p.negative_prompt else self._uncond for p in batch]
         inits = [self._model_inputs(p) for p in batch]
         finals: list[list[Image.Image | None]] = [[None] * p.n for p in batch]
         chunks = plan_chunks(batch, self._caps.max_batch)
@@ -115,11 +118,12 @@ class EmbeddedEngine:
         done = 0
         for chunk in chunks:
             cond = _stack_rows([embeds[s.request] for s in chunk])
+            uncond = _stack_rows([negatives[s.request] for s in chunk]) if p0.negative_prompt else self._uncond
             init, mask = _stack_inits([inits[s.request] for s in chunk])
             seeds = [batch[s.request].seed + s.image for s in chunk]
             current: dict[tuple[int, int], Any] = {}
             last: Any = None
-            run = self._sampler.run(cond, self._uncond, seeds, p0.steps, guidance, init, mask, p0.strength)
+            run = self._sampler.run(cond, uncond, seeds, p0.steps, guidance, init, mask, p0.strength)
             for st in run:
                 done += 1
                 for k, slot in enumerate(chunk):
@@ -184,11 +188,13 @@ class EmbeddedEngine:
         art = fit_square(premultiplied_to_image(arr), p.width, p.height)
         if p.init_image is not None:
             original = p.init_image.convert("RGBA").resize((p.width, p.height), Image.Resampling.LANCZOS)
+            # The model re-draws only the centred square it sees: img2img changes that square, inpainting the
+            # masked part of it; everything outside keeps the original (README, "non-square sizes").
+            mask = Image.new("L", (p.width, p.height), 0)
+            mask.paste(255, square_region(p.width, p.height))
             if p.mask is not None:
-                mask = p.mask.convert("L").resize((p.width, p.height), Image.Resampling.BILINEAR)
-            else:  # img2img re-draws the centred square the model sees; margins keep the original
-                mask = Image.new("L", (p.width, p.height), 0)
-                mask.paste(255, square_region(p.width, p.height))
+                masked = p.mask.convert("L").resize((p.width, p.height), Image.Resampling.BILINEAR)
+                mask = ImageChops.multiply(mask, masked)
             art = blend(art, original, mask)
         return flatten(art, p.background)
 

@@ -59,12 +59,17 @@ class Sampler:
         mask: torch.Tensor | None = None,
         strength: float = 1.0,
     ) -> Iterator[SamplerStep]:
-        """Sample ``len(seeds)`` images; ``cond`` holds one row per image, ``uncond`` one row (broadcast).
+        """Sample ``len(seeds)`` images; ``cond`` holds one row per image, ``uncond`` one row (broadcast) or one
+        per image (negative prompts).
 
         ``init`` (B, C, S, S) in [-1, 1] starts from an image (img2img); with ``mask`` (B, 1, S, S) in [0, 1]
         (1 = repaint) the rest of ``init`` is kept (inpainting).
         """
         b = len(seeds)
+        if init is not None:
+            init = init.to(self.device)
+        if mask is not None:
+            mask = mask.to(self.device)
         sched = make_scheduler(self.cfg)
         sched.set_timesteps(steps, device=self.device)
         timesteps = sched.timesteps
@@ -75,7 +80,7 @@ class Sampler:
             x = noise * sched.init_noise_sigma
         else:
             # strength 1.0 runs the whole schedule (the init image only shows through the mask when inpainting).
-            start = steps - max(1, int(steps * strength))  # as GenerationParams.denoising_steps
+            start = steps - int(steps * strength)  # as GenerationParams.denoising_steps (>= 1)
             timesteps = timesteps[start:]
             sched.set_begin_index(start)
             x = sched.add_noise(init, noise, timesteps[:1].repeat(b))
@@ -83,7 +88,7 @@ class Sampler:
         # 2. Conditioning for the doubled CFG batch: [uncond * B, cond * B].
         ctx = torch.cat([uncond.tokens.expand(b, -1, -1), cond.tokens])  # (2B, T, D)
         ctx_mask = torch.cat([uncond.mask.expand(b, -1), cond.mask])  # (2B, T)
-        pooled = torch.cat([uncond.pooled.expand(b, -1), cond.pooled])  # (2B, D)
+        pooled = torch.cat([uncond.pooled.expand(b, -1), cond.pooled])  # (2B, D); expand keeps B-row unconds
         alphas_cumprod = sched.alphas_cumprod.to(self.device)
 
         # 3. Denoising loop.
