@@ -39,6 +39,9 @@ from imageforge.engines.embedded.config import WEIGHTS_DIR, EmbeddedModelConfig
 from imageforge.engines.embedded.network import build_unet, noise_schedule
 from imageforge.engines.embedded.text import TextEncoder
 
+COLOUR_WORDS = frozenset(
+    {"red", "orange", "yellow", "green", "blue", "purple", "brown", "black", "white", "pink", "grey", "gray"}
+)
 ARCH = EmbeddedModelConfig(
     block_out_channels=(32, 96, 192),
     down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
@@ -99,6 +102,12 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init-from", type=Path, help="a weights directory (unet/ + model.json) to continue from")
+    ap.add_argument(
+        "--colour-weight",
+        type=float,
+        default=1.0,
+        help="sampling weight of images whose label names a colour (1 = uniform); binds colour words",
+    )
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -114,6 +123,11 @@ def main() -> None:
     offsets = data["caption_offsets"]
     emb = encode_captions(meta["captions"], cfg, dev)
     empty = len(meta["captions"])
+    # Colour-named concepts ("blue heart", "green circle", "red apple") are a small share of the data, and the
+    # many uncoloured variants of the same objects teach "hearts are red"; weighting them up binds colour words.
+    coloured = np.array([any(w in COLOUR_WORDS for w in meta["labels"][c].split()) for c in concept])
+    weights = torch.from_numpy(np.where(coloured, args.colour_weight, 1.0))
+    print(f"{int(coloured.sum())} images name a colour; their sampling weight is {args.colour_weight}")
 
     # 2. Model, EMA, optimiser, schedule.
     torch.manual_seed(args.seed)
@@ -163,7 +177,10 @@ def main() -> None:
     seg_loss, seg_n = 0.0, 0
     while step < args.total_steps:
         # 3. Batch: images, one random caption each, CFG dropout.
-        idx = torch.randint(0, len(images), (args.batch,))
+        if args.colour_weight == 1.0:
+            idx = torch.randint(0, len(images), (args.batch,))
+        else:
+            idx = torch.multinomial(weights, args.batch, replacement=True)
         cap = []
         for i in idx.tolist():
             c = int(concept[i])
