@@ -95,7 +95,9 @@ def main() -> None:
         "1024x1024 high": round(statistics.median(cold_start("1024x1024", "high") for _ in range(3)), 2),
     }
     print(results["cold_start_s"], flush=True)
-    files = {p.relative_to(WEIGHTS_DIR).as_posix(): p.stat().st_size for p in sorted(WEIGHTS_DIR.rglob("*")) if p.is_file()}
+    files = {
+        p.relative_to(WEIGHTS_DIR).as_posix(): p.stat().st_size for p in sorted(WEIGHTS_DIR.rglob("*")) if p.is_file()
+    }
     results["weights_bytes"] = {k: v for k, v in files.items() if v}
     results["weights_total_mb"] = round(sum(files.values()) / 1e6, 1)
     print(json.dumps(results, indent=2))

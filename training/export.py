@@ -31,6 +31,23 @@ def final_loss(run: Path, window: int = 10) -> float | None:
     return round(sum(r["loss"] for r in tail) / len(tail), 5) if tail else None
 
 
+def _phases(run: Path) -> list[dict[str, object]]:
+    """Each (re)start of the run: the step it started from and the arguments that changed from the first."""
+    path = run / "history.jsonl"
+    if not path.exists():
+        return []
+    starts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    first = starts[0]["args"]
+    keep = ("total_steps", "colour_weight", "lr", "batch", "init_from")
+    return [
+        {
+            "from_step": st["from_step"],
+            **{k: st["args"].get(k) for k in keep if k == "total_steps" or st["args"].get(k) != first.get(k)},
+        }
+        for st in starts
+    ]
+
+
 def export(run: Path, dest: Path = WEIGHTS_DIR, resume_out: Path | None = None) -> dict:
     state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     if dest.resolve() != WEIGHTS_DIR.resolve():
@@ -52,6 +69,7 @@ def export(run: Path, dest: Path = WEIGHTS_DIR, resume_out: Path | None = None) 
             "final_loss": final_loss(run),
             "dataset_sha256": state.get("dataset_sha256"),
             "run_args": json.loads((run / "config.json").read_text()).get("args", {}),
+            "phases": _phases(run),
         },
         "files_sha256": {
             p.relative_to(dest).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()

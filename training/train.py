@@ -165,6 +165,8 @@ def main() -> None:
         rng.setstate(state["py_rng"])
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed at step {step} ({trained_seconds / 60:.1f} min trained)")
+    with (args.run / "history.jsonl").open("a") as history:  # every (re)start, so export can tell the phases
+        history.write(json.dumps({"from_step": step, "args": {k: str(v) for k, v in vars(args).items()}}) + "\n")
     (args.run / "config.json").write_text(
         json.dumps({"model": asdict(cfg), "args": {k: str(v) for k, v in vars(args).items()}}, indent=2)
     )
