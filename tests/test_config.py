@@ -4,13 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from imageforge.config import OPENAI_NAMES, Settings, load_catalogue
+from imageforge.config import OPENAI_ALIASES, OPENAI_NAMES, Settings, load_catalogue
 from imageforge.errors import ConfigurationError, ModelNotFoundError
 
 
 def test_default_catalogue_serves_the_embedded_model_under_every_name() -> None:
     cat = load_catalogue(Settings())
-    assert set(cat.models) == {"imageforge-emoji", *OPENAI_NAMES}
+    assert set(cat.models) == {"imageforge-emoji", *OPENAI_NAMES, *OPENAI_ALIASES}
+    assert cat.profile("gpt-image-2-2026-04-21").name == "gpt-image-2"
     keys = {e.engine_key() for e in cat.models.values()}
     assert len(keys) == 1, "all default ids share one engine instance"
     assert cat.profile("dall-e-3").n_max == 1 and cat.profile("gpt-image-2").custom_sizes is not None
@@ -25,6 +26,12 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     s = Settings()
     assert s.device == "cpu" and s.data_dir == tmp_path
     assert s.engine_defaults() == {"device": "cpu", "dtype": "bfloat16"}
+
+
+def test_api_keys_from_environment_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGEFORGE_API_KEYS", "sk-one, sk-two,,")
+    assert Settings().api_keys == ["sk-one", "sk-two"]
+    assert Settings(api_keys=["a"]).api_keys == ["a"]
 
 
 def test_catalogue_file_adds_and_replaces(tmp_path: Path) -> None:

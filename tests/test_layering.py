@@ -17,6 +17,10 @@ FORBIDDEN = {
     "errors.py": ("imageforge.", "fastapi", "torch", "PIL"),
     "profiles.py": ("imageforge.engines", "imageforge.api", "torch", "PIL", "fastapi"),
     "validation.py": ("imageforge.engines", "imageforge.api", "imageforge.serving", "torch", "fastapi"),
+    "protocol": ("imageforge.engines", "imageforge.api", "imageforge.serving", "fastapi", "starlette", "torch", "PIL"),
+    "serving": ("imageforge.api", "fastapi", "starlette", "torch", "PIL"),
+    "storage": ("imageforge.engines", "imageforge.api", "fastapi", "starlette", "torch", "PIL"),
+    "scheduler": ("imageforge.api", "imageforge.serving", "fastapi", "starlette"),
 }
 HEAVY_AT_IMPORT = ("torch", "diffusers", "transformers")
 

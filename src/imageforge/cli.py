@@ -1,4 +1,4 @@
-"""``imageforge`` command line: ``generate`` (in-process, to files) and ``models``.
+"""``imageforge`` command line: ``serve`` (the HTTP API), ``generate`` (in-process, to files) and ``models``.
 
 Flags map one to one onto :class:`~imageforge.config.Settings` fields; request flags go through the same
 validation as the HTTP API, so ``imageforge generate`` accepts exactly what ``POST /v1/images/generations`` does.
@@ -7,6 +7,7 @@ validation as the HTTP API, so ``imageforge generate`` accepts exactly what ``PO
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -43,8 +44,14 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="[IMAGEFORGE_LOG_LEVEL]")
 
 
+_SETTING_FLAGS = (
+    "config", "data_dir", "device", "dtype", "threads", "log_level", "host", "port", "api_keys",
+    "allow_unauthenticated", "public_base_url", "url_ttl_seconds", "default_gpt_model",
+)  # fmt: skip
+
+
 def _settings(ns: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(ns, k) for k in ("config", "data_dir", "device", "dtype", "threads", "log_level")}
+    overrides = {k: getattr(ns, k, None) for k in _SETTING_FLAGS}
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -65,6 +72,21 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--n", type=int, help="number of images (files get -1, -2, ... suffixes)")
     gen.add_argument("--seed", type=int, help="seed of the first image (image i uses seed + i)")
     _settings_args(gen)
+
+    serve = sub.add_parser("serve", help="serve OpenAI's image API over HTTP")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1) [IMAGEFORGE_HOST]")
+    serve.add_argument("--port", type=int, help="port (default 8000) [IMAGEFORGE_PORT]")
+    serve.add_argument(
+        "--api-key", dest="api_keys", action="append", help="accepted Bearer key; repeatable [IMAGEFORGE_API_KEYS]"
+    )
+    serve.add_argument(
+        "--allow-unauthenticated", action="store_true", default=None,
+        help="allow a non-loopback --host with no API keys [IMAGEFORGE_ALLOW_UNAUTHENTICATED]",
+    )  # fmt: skip
+    serve.add_argument("--public-base-url", help="base of image URLs [IMAGEFORGE_PUBLIC_BASE_URL]")
+    serve.add_argument("--url-ttl", dest="url_ttl_seconds", type=int, help="image URL lifetime in seconds (3600)")
+    serve.add_argument("--default-gpt-model", help="model an omitted `model` means with GPT-only parameters")
+    _settings_args(serve)
 
     models = sub.add_parser("models", help="list the served model ids")
     _settings_args(models)
@@ -152,6 +174,34 @@ def _run(engine: Engine, resolved: ResolvedRequest, out: Path, console: Console,
     return 0
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(ns: argparse.Namespace, console: Console) -> int:
+    import uvicorn
+
+    from imageforge.api.app import create_app
+
+    settings = _settings(ns)
+    if not settings.api_keys and not settings.allow_unauthenticated and not _is_loopback(settings.host):
+        raise InvalidRequestError(
+            f"refusing to serve {settings.host} without API keys: anyone who can reach it could use it. Set "
+            "--api-key (or IMAGEFORGE_API_KEYS), or pass --allow-unauthenticated if that is what you want.",
+            param="host",
+        )
+    _configure_torch(settings)
+    app = create_app(settings)
+    console.print(f"ImageForge {__version__} on http://{settings.host}:{settings.port}/v1  (data: {settings.data_dir})")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None)
+    return 0
+
+
 def _models(ns: argparse.Namespace, console: Console) -> int:
     catalogue = load_catalogue(_settings(ns))
     for model_id, entry in sorted(catalogue.models.items()):
@@ -168,7 +218,7 @@ def _configure_torch(settings: Settings) -> None:
 
 def _configure_logging(settings: Settings) -> None:
     """ImageForge's own records at the configured level; libraries keep their defaults (warnings)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("imageforge").setLevel(settings.log_level.upper())
 
 
@@ -179,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure_logging(_settings(ns))
         if ns.command == "generate":
             return _generate(ns, out)
+        if ns.command == "serve":
+            return _serve(ns, out)
         return _models(ns, out)
     except ImageForgeError as exc:
         param = f" (param: {exc.param})" if exc.param else ""

@@ -20,10 +20,10 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imageforge.errors import ConfigurationError, ModelNotFoundError
 from imageforge.profiles import PROFILES, Profile, get_profile
@@ -32,6 +32,8 @@ __all__ = ["Catalogue", "ModelEntry", "Settings", "default_catalogue", "load_cat
 
 EMBEDDED_ID = "imageforge-emoji"
 OPENAI_NAMES = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3")
+# Other ids the SDK's ImageModel literal carries that follow an existing profile's rules (reference §0, §1.3).
+OPENAI_ALIASES = {"gpt-image-2-2026-04-21": "gpt-image-2", "chatgpt-image-latest": "gpt-image-1.5"}
 
 
 class Settings(BaseSettings):
@@ -45,6 +47,33 @@ class Settings(BaseSettings):
     dtype: str = Field(default="auto", description="auto, float32, float16 or bfloat16 (diffusers engines)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch (default: torch's choice)")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+
+    # Serving (``imageforge serve``).
+    host: str = Field(default="127.0.0.1", description="address to bind")
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="accepted Bearer keys (environment: comma-separated); none = any key"
+    )
+    allow_unauthenticated: bool = Field(
+        default=False, description="allow binding a non-loopback address with no API keys configured"
+    )
+    public_base_url: str | None = Field(
+        default=None, description="base of image URLs (default: the scheme and host the client reached)"
+    )
+    url_ttl_seconds: int = Field(default=3600, ge=1, description="lifetime of response_format=url images")
+    sweep_interval_seconds: float = Field(default=60.0, gt=0, description="how often expired images are deleted")
+    queue_limit: int = Field(default=64, ge=1, description="requests waiting per engine before 429")
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="largest JSON request body")
+    default_gpt_model: str = Field(
+        default="gpt-image-1", description="the model an omitted `model` means when a GPT-only parameter is sent"
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
 
     def engine_defaults(self) -> dict[str, Any]:
         """Options every engine gets unless its catalogue entry sets them (and only if it takes them)."""
@@ -94,6 +123,8 @@ def default_catalogue() -> Catalogue:
     models = {EMBEDDED_ID: ModelEntry(engine="embedded", profile="imageforge")}
     for name in OPENAI_NAMES:
         models[name] = ModelEntry(engine="embedded", profile=name)
+    for alias, profile in OPENAI_ALIASES.items():
+        models[alias] = ModelEntry(engine="embedded", profile=profile)
     return Catalogue(models)
 
 

@@ -11,7 +11,11 @@ and the CLI prints them. Nothing below the API layer raises an HTTP exception.
     │   ├── UnknownParameterError        400 invalid_request_error / unknown_parameter
     │   ├── UnsupportedParameterError    400 invalid_request_error / unsupported_parameter
     │   └── InvalidImageError            400 invalid_request_error / invalid_image
+    ├── AuthenticationError              401 invalid_request_error   (missing key; invalid_api_key for a wrong one)
+    ├── NotFoundError                    404 invalid_request_error   (unknown URL, expired or tampered image URL)
     ├── ModelNotFoundError               404 invalid_request_error / model_not_found
+    ├── RequestTooLargeError             413 invalid_request_error / request_too_large
+    ├── QueueFullError                   429 server_busy / queue_full (with Retry-After)
     ├── ConfigurationError               500 server_error            (bad catalogue, unsafe checkpoint, ...)
     │   └── UnsafeCheckpointError        refused pickle checkpoint
     ├── EngineError                      500 server_error            (the engine failed while generating)
@@ -22,6 +26,7 @@ and the CLI prints them. Nothing below the API layer raises an HTTP exception.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
     "EngineError",
     "EngineUnavailableError",
@@ -30,6 +35,9 @@ __all__ = [
     "InvalidImageError",
     "InvalidRequestError",
     "ModelNotFoundError",
+    "NotFoundError",
+    "QueueFullError",
+    "RequestTooLargeError",
     "UnknownParameterError",
     "UnsafeCheckpointError",
     "UnsupportedParameterError",
@@ -69,6 +77,31 @@ class UnsupportedParameterError(InvalidRequestError):
 
 class InvalidImageError(InvalidRequestError):
     code = "invalid_image"
+
+
+class AuthenticationError(ImageForgeError):
+    status = 401
+    type = "invalid_request_error"
+
+
+class NotFoundError(ImageForgeError):
+    status = 404
+    type = "invalid_request_error"
+
+
+class RequestTooLargeError(ImageForgeError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class QueueFullError(ImageForgeError):
+    """Too many requests are waiting for one engine; the client should retry after ``retry_after`` seconds."""
+
+    status = 429
+    type = "server_busy"
+    code = "queue_full"
+    retry_after = 2
 
 
 class ModelNotFoundError(ImageForgeError):

@@ -1,14 +1,14 @@
 """``resolve``: OpenAI image-request fields + the model's profile + the engine's capabilities -> frozen params.
 
 Reject, don't clamp (DESIGN.md §4.2): every error names the parameter and the limit. ``None`` means "use the
-default". Fields this module does not implement yet are refused with ``unknown_parameter`` rather than ignored.
+default". Parameters that no served model supports yet are refused by name (400), never silently ignored.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -17,15 +17,27 @@ from imageforge.errors import InvalidRequestError, UnknownParameterError, Unsupp
 from imageforge.imaging.encode import OutputFormat
 from imageforge.params import Background, EngineCapabilities, GenerationParams
 from imageforge.profiles import Profile
+from imageforge.protocol.images import ImageGenerateRequest, parse_request
 
 __all__ = ["HANDLED_FIELDS", "ResolvedRequest", "choose_model", "parse_size", "resolve"]
 
-HANDLED_FIELDS = frozenset(
-    {"prompt", "model", "n", "quality", "size", "background", "output_format", "output_compression", "response_format"}
-)
+HANDLED_FIELDS = frozenset(ImageGenerateRequest.model_fields)
 # Parameters whose presence makes an omitted model a GPT image model (reference §1.4).
 _GPT_TRIGGERS = frozenset({"background", "moderation", "output_format", "output_compression", "partial_images"})
+# Per-model optional parameters: refused (named) when the model's profile does not list them.
+_PROFILE_PARAMS = (
+    "background", "moderation", "output_format", "output_compression", "response_format", "style", "partial_images",
+)  # fmt: skip
+# Newest-SDK parameters and model families (reference §10) no profile supports yet: a named 400, never ignored.
+_NOT_YET_PARAMS = ("complexity", "frame_count", "frame_duration_ms", "svg")
+_NOT_YET_MODELS = ("gpt-image-2.5", "gpt-image-2.6")
+_NOT_YET_FORMATS = ("gif", "svg")
 _SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
+# dall-e-3's `style`, made real: the prompt the engine conditions on, returned as `revised_prompt`.
+STYLE_SUFFIXES = {
+    "vivid": "vivid saturated colours, dramatic high-contrast lighting",
+    "natural": "natural muted colours, soft realistic lighting",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,10 @@ class ResolvedRequest:
     output_format: OutputFormat
     output_compression: int | None
     response_format: Literal["url", "b64_json"]
+    moderation: str | None = None  # "auto"/"low" on GPT profiles; None where the model has no moderation setting
+    style: str | None = None  # dall-e-3: "vivid"/"natural"
+    end_user: str | None = None  # safety_identifier, else user: recorded with the request in the logs
+    partial_images: int = 0
 
 
 def choose_model(fields: Mapping[str, Any], default_gpt_model: str = "gpt-image-1") -> str:
@@ -61,14 +77,18 @@ def parse_size(size: str, profile: Profile) -> tuple[int, int]:
     m = _SIZE.match(size)
     listed = ", ".join(s for s in profile.sizes)
     if m is None:
-        raise InvalidRequestError(f"Invalid size '{size}'. Supported sizes are {listed}.", param="size")
+        raise InvalidRequestError(
+            f"Invalid size '{size}'. Supported sizes are {listed}.", param="size", code="invalid_value"
+        )
     w, h = int(m.group(1)), int(m.group(2))
     if size in profile.sizes:
         return w, h
     rule = profile.custom_sizes
     if rule is None:
         raise InvalidRequestError(
-            f"Invalid size '{size}' for {profile.name}. Supported sizes are {listed}.", param="size"
+            f"Invalid size '{size}' for {profile.name}. Supported sizes are {listed}.",
+            param="size",
+            code="invalid_value",
         )
     problems = []
     if w % rule.multiple or h % rule.multiple:
@@ -80,90 +100,107 @@ def parse_size(size: str, profile: Profile) -> tuple[int, int]:
     if not rule.min_pixels <= w * h <= rule.max_pixels:
         problems.append(f"the total pixel count must be between {rule.min_pixels} and {rule.max_pixels}")
     if problems:
-        raise InvalidRequestError(f"Invalid size '{size}': {'; '.join(problems)}.", param="size")
+        raise InvalidRequestError(f"Invalid size '{size}': {'; '.join(problems)}.", param="size", code="invalid_value")
     return w, h
-
-
-def _check_type(fields: Mapping[str, Any], name: str, kind: type, label: str) -> Any:
-    value = fields.get(name)
-    if value is None:
-        return None
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidRequestError(f"Invalid type for '{name}': expected {label}, got {value!r}.", param=name)
-    if kind is not int and not isinstance(value, kind):
-        raise InvalidRequestError(f"Invalid type for '{name}': expected {label}, got {value!r}.", param=name)
-    return value
 
 
 def _choice(value: Any, allowed: tuple[str, ...], name: str, model: str) -> str:
     if value not in allowed:
         options = ", ".join(f"'{a}'" for a in allowed)
         raise InvalidRequestError(
-            f"Invalid value for '{name}': {value!r}. Supported values for {model} are: {options}.", param=name
+            f"Invalid value for '{name}': {value!r}. Supported values for {model} are: {options}.",
+            param=name,
+            code="invalid_value",
         )
     return cast(str, value)
+
+
+def _check_model_params(req: ImageGenerateRequest, model: str, profile: Profile) -> None:
+    for name in _NOT_YET_PARAMS:
+        if getattr(req, name) is not None:
+            raise UnsupportedParameterError(
+                f"'{name}' is not supported by any model this server serves yet.", param=name
+            )
+    for name in _PROFILE_PARAMS:
+        if getattr(req, name) is None or name in profile.params:
+            continue
+        if name == "response_format" and profile.gpt:
+            msg = f"Unknown parameter: 'response_format'. {model} always returns base64-encoded images."
+            raise UnknownParameterError(msg, param=name)
+        raise UnsupportedParameterError(f"'{name}' is not supported with model {model}.", param=name)
+    if req.stream:
+        if "stream" not in profile.params:
+            raise UnsupportedParameterError(f"'stream' is not supported with model {model}.", param="stream")
+        raise UnsupportedParameterError(
+            "Streaming (stream=true) is not available on this server yet; send the request without it.",
+            param="stream",
+        )
 
 
 def resolve(
     fields: Mapping[str, Any],
     catalogue: Catalogue,
-    caps: EngineCapabilities,
+    caps: EngineCapabilities | Callable[[str], EngineCapabilities],
     *,
     seed: int | None = None,
     default_gpt_model: str = "gpt-image-1",
     request_id: str = "",
 ) -> ResolvedRequest:
-    # 1. Unknown fields, model, profile.
-    for name in fields:
-        if name not in HANDLED_FIELDS:
-            raise UnknownParameterError(f"Unknown parameter: '{name}'.", param=name)
-    model = choose_model(fields, default_gpt_model)
+    # 1. Names and JSON types, then the model, its profile, and which optional parameters it takes.
+    req = parse_request(fields)
+    model = choose_model(req.model_dump(exclude_none=True), default_gpt_model)
+    if model not in catalogue.models and model.startswith(_NOT_YET_MODELS):
+        raise InvalidRequestError(
+            f"The model '{model}' is not supported by this server yet.", param="model", code="unsupported_model"
+        )
     profile = catalogue.profile(model)
-    for name in ("background", "output_format", "output_compression", "response_format"):
-        if fields.get(name) is not None and name not in profile.params:
-            if name == "response_format" and profile.gpt:
-                msg = f"Unknown parameter: 'response_format'. {model} always returns base64-encoded images."
-                raise UnknownParameterError(msg, param=name)
-            raise UnsupportedParameterError(f"'{name}' is not supported with model {model}.", param=name)
+    _check_model_params(req, model, profile)
+    if not isinstance(caps, EngineCapabilities):
+        caps = caps(model)  # the capabilities of the engine serving this model
 
     # 2. Prompt and n.
-    prompt = _check_type(fields, "prompt", str, "a string")
-    if prompt is None or not prompt.strip():
-        raise InvalidRequestError("'prompt' is required and must not be empty.", param="prompt")
+    prompt = req.prompt
+    if not prompt.strip():
+        raise InvalidRequestError("'prompt' must not be empty.", param="prompt", code="invalid_value")
     if len(prompt) > profile.prompt_max_chars:
         raise InvalidRequestError(
             f"'prompt' is too long: {len(prompt)} characters; the maximum for {model} is {profile.prompt_max_chars}.",
             param="prompt",
+            code="string_above_max_length",
         )
-    n = _check_type(fields, "n", int, "an integer")
-    n = 1 if n is None else n
+    n = 1 if req.n is None else req.n
     if not 1 <= n <= profile.n_max:
         limit = "only n=1 is supported" if profile.n_max == 1 else f"n must be between 1 and {profile.n_max}"
-        raise InvalidRequestError(f"Invalid 'n': {n}. For {model}, {limit}.", param="n")
+        raise InvalidRequestError(f"Invalid 'n': {n}. For {model}, {limit}.", param="n", code="invalid_value")
 
     # 3. Size and quality -> pixels and steps.
-    size = _check_type(fields, "size", str, "a string")
-    width, height = parse_size(profile.default_size if size is None else size, profile)
+    width, height = parse_size(profile.default_size if req.size is None else req.size, profile)
     if width * height > caps.max_pixels or width % caps.size_multiple or height % caps.size_multiple:
         raise InvalidRequestError(
             f"Size {width}x{height} is beyond what the engine serving {model} can draw (at most {caps.max_pixels} "
             f"pixels, edges divisible by {caps.size_multiple}).",
             param="size",
         )
-    quality = _check_type(fields, "quality", str, "a string") or "auto"
-    quality = _choice(quality, profile.qualities, "quality", model)
+    quality = _choice(req.quality or "auto", profile.qualities, "quality", model)
     if quality == "auto":
         quality = profile.auto_quality
     steps = caps.quality_steps[profile.engine_quality(quality)]
 
     # 4. Output: format, compression, background, response format.
-    output_format = _choice(fields.get("output_format") or "png", ("png", "jpeg", "webp"), "output_format", model)
-    compression = _check_type(fields, "output_compression", int, "an integer")
+    if req.output_format in _NOT_YET_FORMATS:
+        raise UnsupportedParameterError(
+            f"output_format '{req.output_format}' is not supported by this server yet; use png, jpeg or webp.",
+            param="output_format",
+        )
+    output_format = _choice(req.output_format or "png", ("png", "jpeg", "webp"), "output_format", model)
+    compression = req.output_compression
     if compression is not None and not 0 <= compression <= 100:
         raise InvalidRequestError(
-            f"Invalid 'output_compression': {compression}. It must be between 0 and 100.", param="output_compression"
+            f"Invalid 'output_compression': {compression}. It must be between 0 and 100.",
+            param="output_compression",
+            code="invalid_value",
         )
-    background = _choice(fields.get("background") or "auto", ("transparent", "opaque", "auto"), "background", model)
+    background = _choice(req.background or "auto", ("transparent", "opaque", "auto"), "background", model)
     if background == "auto":
         background = "opaque"
     if background == "transparent":
@@ -174,9 +211,26 @@ def resolve(
             )
         if caps.alpha == "none":
             raise InvalidRequestError(f"{model} cannot produce transparent backgrounds.", param="background")
-    response_format = fields.get("response_format") or profile.default_response_format
+    response_format = req.response_format or profile.default_response_format
     if profile.response_formats:
         response_format = _choice(response_format, profile.response_formats, "response_format", model)
+
+    # 5. Settings that change what is drawn or recorded: moderation, style, the end user, partial images.
+    moderation = None
+    if "moderation" in profile.params:
+        moderation = _choice(req.moderation or "auto", ("low", "auto"), "moderation", model)
+    style = None
+    if "style" in profile.params:
+        style = _choice(req.style or "vivid", tuple(STYLE_SUFFIXES), "style", model)
+        prompt = f"{prompt}, {STYLE_SUFFIXES[style]}"
+    partial_images = 0 if req.partial_images is None else req.partial_images
+    if not 0 <= partial_images <= 3:
+        raise InvalidRequestError(
+            f"Invalid 'partial_images': {partial_images}. It must be between 0 and 3.",
+            param="partial_images",
+            code="invalid_value",
+        )
+    end_user = req.safety_identifier or req.user or None
 
     params = GenerationParams(
         prompt=prompt,
@@ -197,4 +251,8 @@ def resolve(
         output_format=cast(OutputFormat, output_format),
         output_compression=compression,
         response_format=cast(Literal["url", "b64_json"], response_format),
+        moderation=moderation,
+        style=style,
+        end_user=end_user,
+        partial_images=partial_images,
     )

@@ -1,0 +1,70 @@
+"""The one mapping from ImageForge's error tree (and the framework's own errors) to OpenAI's JSON envelope.
+
+Validation failures are 400, never FastAPI's 422 (reference §5.1). Deterministic client errors carry
+``x-should-retry: false`` so the OpenAI SDKs do not retry them; 429 carries ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from imageforge.errors import ImageForgeError, QueueFullError
+from imageforge.protocol.errors import ErrorBody, ErrorResponse
+
+__all__ = ["error_response", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+_NO_RETRY = {400, 401, 403, 404, 405, 413, 415, 422, 499}
+
+
+def error_response(
+    status: int, message: str, type_: str, param: str | None = None, code: str | None = None
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(message=message, type=type_, param=param, code=code))
+    headers = {"x-should-retry": "false"} if status in _NO_RETRY else {}
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def from_exception(exc: ImageForgeError) -> JSONResponse:
+    resp = error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+    if isinstance(exc, QueueFullError):
+        resp.headers["retry-after"] = str(exc.retry_after)
+    return resp
+
+
+async def _imageforge_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ImageForgeError)
+    if exc.status >= 500:
+        log.error("[%s] %r", getattr(request.state, "request_id", "-"), exc)
+    return from_exception(exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    param = ".".join(loc) or None
+    return error_response(400, f"Invalid value for '{param}': {first.get('msg', 'invalid')}.", "invalid_request_error",
+                          param, "invalid_value")  # fmt: skip
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed for {request.url.path}."
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, message, "invalid_request_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ImageForgeError, _imageforge_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

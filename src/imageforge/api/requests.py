@@ -1,0 +1,58 @@
+"""Request helpers for routes: the JSON body (bounded, OpenAI's errors), the request id, the public base URL,
+and cancelling work when the client goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+from fastapi import Request
+
+from imageforge.errors import InvalidRequestError, RequestTooLargeError
+
+__all__ = ["base_url", "read_json_object", "request_id", "watch_disconnect"]
+
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library "
+    "correctly. The API expects a JSON payload, but what was sent was not valid JSON.)"
+)
+
+
+async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise RequestTooLargeError(f"The request body is larger than the limit of {max_bytes} bytes.")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise RequestTooLargeError(f"The request body is larger than the limit of {max_bytes} bytes.")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidRequestError(_BAD_JSON) from None
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object.")
+    return body
+
+
+def request_id(request: Request) -> str:
+    return str(getattr(request.state, "request_id", ""))
+
+
+def base_url(request: Request, configured: str | None) -> str:
+    """The configured public base URL, else the scheme and host the client reached."""
+    if configured:
+        return configured.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+async def watch_disconnect(request: Request, cancel: threading.Event, interval: float = 0.25) -> None:
+    """Set ``cancel`` when the client disconnects, so the engine stops within a step."""
+    while not cancel.is_set():
+        if await request.is_disconnected():
+            cancel.set()
+            return
+        await asyncio.sleep(interval)

@@ -1,0 +1,31 @@
+"""``GET /v1/images/files/{name}?sig=...``: url-format images, fetched without an API key (like OpenAI's CDN
+URLs). The signature and expiry are the credential; a wrong, missing or expired one is a plain 404."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+
+from imageforge.api.state import AppState
+from imageforge.errors import NotFoundError
+from imageforge.imaging.encode import MEDIA_TYPES
+from imageforge.serving.images import FILES_PATH
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get(FILES_PATH + "/{name}")
+async def get_image_file(name: str, request: Request, sig: str = "") -> FileResponse:
+    state: AppState = request.app.state.imageforge
+    now = state.clock()
+    stored = state.store.get(name, now) if sig and state.signer.verify(name, sig) else None
+    if stored is None:
+        raise NotFoundError("The image does not exist, or its URL has expired.", code="image_not_found")
+    max_age = max(0, int(stored.expires_at - now))
+    return FileResponse(
+        stored.path,
+        media_type=MEDIA_TYPES[stored.extension],
+        headers={"cache-control": f"private, max-age={max_age}", "x-content-type-options": "nosniff"},
+    )

@@ -1,0 +1,28 @@
+"""Everything the routes need, built once by the app factory from :class:`~imageforge.config.Settings`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from imageforge.config import Catalogue, Settings
+from imageforge.scheduler.pool import EnginePool
+from imageforge.serving.images import ImagesService
+from imageforge.serving.models import ModelsService
+from imageforge.storage.files import FileImageStore
+from imageforge.storage.signing import UrlSigner
+
+__all__ = ["AppState"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    catalogue: Catalogue
+    engines: EnginePool
+    store: FileImageStore
+    signer: UrlSigner
+    images: ImagesService
+    models: ModelsService
+    clock: Callable[[], float] = field(default=time.time)

@@ -1,0 +1,154 @@
+"""``POST /v1/images/generations``: the request body and ``ImagesResponse`` (reference §1.2, §1.5, §10).
+
+Names copy the SDK's (``ImageGenerateParams``, ``ImagesResponse``, ``Image``, ``Usage``). The request model only
+checks JSON types and names; which *values* a model accepts is ``validation.resolve``'s job, because it depends
+on the model's profile. Every optional field is nullable: ``null`` means "use the default" (reference §1.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+
+from imageforge.errors import InvalidRequestError, UnknownParameterError
+
+__all__ = [
+    "Image",
+    "ImageGenerateRequest",
+    "ImagesResponse",
+    "InputTokensDetails",
+    "OutputTokensDetails",
+    "Usage",
+    "parse_request",
+]
+
+
+class ImageGenerateRequest(BaseModel):
+    """The JSON body of ``POST /v1/images/generations``; unknown fields are refused by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: StrictStr
+    """A text description of the desired image(s)."""
+    model: StrictStr | None = None
+    """The model to use; omitted means ``dall-e-2`` unless a GPT-only parameter is present (reference §1.4)."""
+    n: StrictInt | None = None
+    """The number of images to generate, 1-10 (``dall-e-3``: only 1)."""
+    quality: StrictStr | None = None
+    """``auto``, ``low``/``medium``/``high`` (GPT image models), ``standard``/``hd`` (DALL·E)."""
+    response_format: StrictStr | None = None
+    """``url`` or ``b64_json``; DALL·E models only (GPT image models always return base64)."""
+    output_format: StrictStr | None = None
+    """``png``, ``jpeg`` or ``webp``; GPT image models only."""
+    output_compression: StrictInt | None = None
+    """Compression level 0-100 for the generated images; GPT image models only."""
+    size: StrictStr | None = None
+    """``WxH`` or ``auto``, per the model's size rules."""
+    moderation: StrictStr | None = None
+    """``low`` or ``auto``; GPT image models only."""
+    background: StrictStr | None = None
+    """``transparent``, ``opaque`` or ``auto``; GPT image models only."""
+    style: StrictStr | None = None
+    """``vivid`` or ``natural``; ``dall-e-3`` only."""
+    user: StrictStr | None = None
+    """A unique identifier representing the end user (deprecated in favour of ``safety_identifier``)."""
+    safety_identifier: StrictStr | None = None
+    """A stable identifier of the end user; takes precedence over ``user``."""
+    stream: StrictBool | None = None
+    """Generate the image in streaming mode; GPT image models only."""
+    partial_images: StrictInt | None = None
+    """Number of partial images (0-3) to stream before the final one."""
+    # Sent by the newest SDK (reference §10) for models no profile supports yet; refused with a named 400.
+    complexity: StrictStr | None = None
+    frame_count: StrictInt | None = None
+    frame_duration_ms: StrictInt | None = None
+    svg: dict[str, Any] | None = None
+
+
+_TYPE_LABELS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "a boolean",
+    "dict_type": "an object",
+    "int_from_float": "an integer",
+}
+
+
+def parse_request(fields: Mapping[str, Any]) -> ImageGenerateRequest:
+    """Fields -> the wire model, or the OpenAI-style 400 for the first problem, naming the parameter."""
+    try:
+        return ImageGenerateRequest.model_validate(dict(fields))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        param = ".".join(str(p) for p in err["loc"]) or None
+        if err["type"] == "extra_forbidden":
+            raise UnknownParameterError(f"Unknown parameter: '{param}'.", param=param) from None
+        if err["type"] == "missing":
+            raise InvalidRequestError(
+                f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+            ) from None
+        expected = _TYPE_LABELS.get(err["type"], "a valid value")
+        got = type(err.get("input")).__name__
+        raise InvalidRequestError(
+            f"Invalid type for '{param}': expected {expected}, but got {_json_type(got)} instead.",
+            param=param,
+            code="invalid_type",
+        ) from None
+
+
+def _json_type(python_type: str) -> str:
+    return {
+        "str": "a string",
+        "int": "an integer",
+        "float": "a decimal",
+        "bool": "a boolean",
+        "list": "an array",
+        "dict": "an object",
+        "NoneType": "null",
+    }.get(python_type, python_type)
+
+
+class Image(BaseModel):
+    """One generated image."""
+
+    b64_json: str | None = None
+    """The base64-encoded image (GPT image models always; DALL·E with ``response_format=b64_json``)."""
+    url: str | None = None
+    """When ``response_format`` is ``url``: where to fetch the image; valid for 60 minutes."""
+    revised_prompt: str | None = None
+    """``dall-e-3`` only: the prompt that was used to generate the image."""
+
+
+class InputTokensDetails(BaseModel):
+    image_tokens: int
+    text_tokens: int
+
+
+class OutputTokensDetails(BaseModel):
+    image_tokens: int
+    text_tokens: int
+
+
+class Usage(BaseModel):
+    """Token accounting of GPT image models (OpenAI's field names)."""
+
+    input_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens: int
+    total_tokens: int
+    output_tokens_details: OutputTokensDetails | None = None
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    """The Unix timestamp (in seconds) of when the images were created."""
+    data: list[Image]
+    background: str | None = None
+    """GPT image models: the resolved background, ``transparent`` or ``opaque``."""
+    output_format: str | None = None
+    quality: str | None = None
+    size: str | None = None
+    usage: Usage | None = None
+    safety_identifier: str | None = None

@@ -1,0 +1,86 @@
+"""A real ``imageforge serve`` process for API tests: its own port and data directory, logs kept for failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import openai
+
+READY_TIMEOUT_S = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str  # http://127.0.0.1:PORT
+    data_dir: Path
+    log_path: Path
+    api_key: str = "sk-anything"
+
+    @property
+    def v1(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def client(self, api_key: str | None = None) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.v1, api_key=api_key or self.api_key, max_retries=0, timeout=300)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_ready(server: Server, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"imageforge serve exited with {proc.returncode}:\n{server.log()}")
+        try:
+            health = httpx.get(f"{server.base_url}/health", timeout=2).json()
+            states = list(health["engines"].values())
+            if states and all(s == "ready" for s in states):
+                return
+            if any(s.startswith("failed") for s in states):
+                raise RuntimeError(f"engine failed to load: {health}\n{server.log()}")
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"imageforge serve not ready after {READY_TIMEOUT_S}s:\n{server.log()}")
+
+
+@contextmanager
+def serve(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None, api_key: str = "sk-anything"
+) -> Iterator[Server]:
+    """Run ``imageforge serve`` until the block ends (SIGINT, then SIGKILL if it hangs)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = Server(f"http://127.0.0.1:{port}", data_dir, data_dir.parent / f"{data_dir.name}-{port}.log", api_key)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEFORGE_")}
+    full_env.update({"HF_HUB_OFFLINE": "1", "IMAGEFORGE_THREADS": "2", **(env or {})})
+    cmd = [sys.executable, "-m", "imageforge", "serve", "--port", str(port), "--data-dir", str(data_dir), *args]
+    with open(server.log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+    try:
+        _wait_ready(server, proc)
+        yield server
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
