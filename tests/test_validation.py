@@ -122,3 +122,42 @@ def test_the_embedded_profile_accepts_any_size() -> None:
     r = ok(model="imageforge-emoji", size="333x111")
     assert (r.params.width, r.params.height) == (333, 111)
     bad("size", model="imageforge-emoji", size="4000x4000")
+
+
+def test_style_rewrites_the_prompt_the_engine_gets() -> None:
+    vivid, natural = ok(model="dall-e-3"), ok(model="dall-e-3", style="natural")
+    assert vivid.style == "vivid" and natural.style == "natural"
+    assert vivid.params.prompt.startswith("a cat, ") and vivid.params.prompt != natural.params.prompt
+    assert ok(model="gpt-image-1").params.prompt == "a cat", "no rewrite without a style"
+
+
+def test_end_user_prefers_safety_identifier() -> None:
+    assert ok(model="gpt-image-1", user="u", safety_identifier="s").end_user == "s"
+    assert ok(model="gpt-image-1", user="u", safety_identifier="").end_user == "u"
+    assert ok(model="gpt-image-1").end_user is None
+
+
+def test_moderation_and_partial_images() -> None:
+    assert ok(model="gpt-image-1").moderation == "auto" and ok(model="dall-e-2").moderation is None
+    assert ok(model="gpt-image-1", partial_images=3, stream=False).partial_images == 3
+    bad("partial_images", model="gpt-image-1", partial_images=-1)
+    assert bad("stream", model="gpt-image-1", stream=True).code == "unsupported_parameter"
+    assert bad("stream", model="dall-e-2", stream=True).code == "unsupported_parameter"
+
+
+@pytest.mark.parametrize(
+    "param,fields,code",
+    [
+        ("complexity", {"complexity": "low"}, "unsupported_parameter"),
+        ("svg", {"svg": {"model": "x"}}, "unsupported_parameter"),
+        ("frame_duration_ms", {"frame_duration_ms": 200}, "unsupported_parameter"),
+        ("output_format", {"output_format": "gif"}, "unsupported_parameter"),
+        ("model", {"model": "gpt-image-2.5-sunburst-2026-09-08"}, "unsupported_model"),
+        ("n", {"n": True}, "invalid_type"),
+        ("n", {"n": 1.5}, "invalid_type"),
+        ("prompt", {"prompt": None}, "invalid_type"),
+        ("quality", {"quality": "max"}, "invalid_value"),
+    ],
+)
+def test_newest_sdk_fields_and_types(param: str, fields: dict[str, Any], code: str) -> None:
+    assert bad(param, **{"model": "gpt-image-2", **fields}).code == code

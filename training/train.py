@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from colour_swap import HUES, hue_word, rotate_hue, swapped_captions  # training/ is the script's directory
 from imageforge.engines.embedded.config import WEIGHTS_DIR, EmbeddedModelConfig
 from imageforge.engines.embedded.network import build_unet, noise_schedule
 from imageforge.engines.embedded.text import TextEncoder
@@ -108,7 +110,16 @@ def main() -> None:
         default=1.0,
         help="sampling weight of images whose label names a colour (1 = uniform); binds colour words",
     )
+    ap.add_argument(
+        "--colour-swap",
+        type=float,
+        default=0.0,
+        help="probability that an image whose label names one hue is recoloured to another hue, caption to match",
+    )
     args = ap.parse_args()
+    stop = {"asked": False}
+    # SIGTERM: checkpoint at the end of the current step and exit, so a stopped run loses nothing.
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(asked=True))
 
     torch.set_num_threads(args.threads)
     args.run.mkdir(parents=True, exist_ok=True)
@@ -121,8 +132,23 @@ def main() -> None:
     images = torch.from_numpy(data[f"images_{cfg.image_size}"]).permute(0, 3, 1, 2).contiguous().to(dev)  # (N,4,S,S)
     concept = data["concept"]
     offsets = data["caption_offsets"]
+    # Colour swap (colour_swap.py): per swappable image, its hue word; captions for every other hue, encoded once
+    # after the data set's own captions (and the empty caption).
+    words = [hue_word(meta["labels"][int(c)]) for c in concept]
+    extra: list[str] = []
+    swap_caps: dict[tuple[int, str], list[int]] = {}  # (concept, target hue) -> caption indices
+    base = len(meta["captions"]) + 1
+    for c in sorted({int(c) for c, w in zip(concept, words, strict=True) if w}):
+        label = meta["labels"][c]
+        for target, texts in swapped_captions(label, hue_word(label) or "").items():
+            swap_caps[(c, target)] = list(range(base + len(extra), base + len(extra) + len(texts)))
+            extra += texts
     emb = encode_captions(meta["captions"], cfg, dev)
     empty = len(meta["captions"])
+    if extra:
+        more = encode_captions(extra, cfg, dev)  # ends with its own empty caption, unused
+        emb = {k: torch.cat([emb[k], more[k][:-1]]) for k in emb}
+    print(f"{sum(w is not None for w in words)} images can be colour-swapped ({len(extra)} extra captions)")
     # Colour-named concepts ("blue heart", "green circle", "red apple") are a small share of the data, and the
     # many uncoloured variants of the same objects teach "hearts are red"; weighting them up binds colour words.
     coloured = np.array([any(w in COLOUR_WORDS for w in meta["labels"][c].split()) for c in concept])
@@ -183,12 +209,21 @@ def main() -> None:
             idx = torch.randint(0, len(images), (args.batch,))
         else:
             idx = torch.multinomial(weights, args.batch, replacement=True)
-        cap = []
+        cap, shift = [], []
         for i in idx.tolist():
-            c = int(concept[i])
-            cap.append(empty if rng.random() < args.cfg_drop else rng.randrange(offsets[c], offsets[c + 1]))
+            c, word, turn = int(concept[i]), words[i], 0.0
+            if word is not None and rng.random() < args.colour_swap:
+                target = rng.choice([h for h in HUES if h != word])
+                turn = HUES[target] - HUES[word]
+                choices = swap_caps[(c, target)]
+                cap.append(empty if rng.random() < args.cfg_drop else rng.choice(choices))
+            else:
+                cap.append(empty if rng.random() < args.cfg_drop else rng.randrange(offsets[c], offsets[c + 1]))
+            shift.append(turn)
         cap_t = torch.tensor(cap, device=dev)
         x0 = images[idx.to(dev)].float() / 127.5 - 1.0  # (B, 4, S, S)
+        if any(shift):
+            x0 = rotate_hue(x0, torch.tensor(shift, device=dev))
         tokens = emb["tokens"][cap_t].float()  # (B, T, D)
         mask = emb["mask"][cap_t]  # (B, T)
         pooled = emb["pooled"][cap_t]  # (B, D)
@@ -235,7 +270,7 @@ def main() -> None:
             log.flush()
             seg_loss, seg_n, t_seg = 0.0, 0, now
         done = step >= args.total_steps
-        out_of_time = args.max_minutes and (time.time() - t_start) / 60 >= args.max_minutes
+        out_of_time = stop["asked"] or (args.max_minutes and (time.time() - t_start) / 60 >= args.max_minutes)
         if done or out_of_time or time.time() - t_ckpt >= args.ckpt_minutes * 60:
             save_atomic(
                 {
