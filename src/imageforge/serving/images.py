@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from imageforge.config import Catalogue
+from imageforge.errors import GenerationCancelled
 from imageforge.imaging.encode import encode
 from imageforge.params import GenerationResult
 from imageforge.protocol.images import Image, ImagesResponse
@@ -70,7 +71,11 @@ class ImagesService:
             request_id, resolved.model, resolved.size, resolved.quality, p.n, resolved.output_format,
             resolved.response_format, resolved.moderation, resolved.end_user,
         )  # fmt: skip
-        result = await self.engines.worker(resolved.model).generate(p, cancel)
+        try:
+            result = await self.engines.worker(resolved.model).generate(p, cancel)
+        except GenerationCancelled:
+            log.info("[%s] cancelled: the client went away", request_id)
+            raise
         created = int(self.clock())
         data = await asyncio.to_thread(self._deliver, resolved, result, base_url, created)
         response = ImagesResponse(created=created, data=data)

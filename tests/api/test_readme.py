@@ -1,0 +1,40 @@
+"""The README's API examples work as written (only the port differs: the test server's own)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.api.server import Server
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _block(lang: str, marker: str) -> str:
+    for body in re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S):
+        if marker in body:
+            return str(body)
+    raise AssertionError(f"no ```{lang} block containing {marker!r} in the README")
+
+
+def test_python_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = _block("python", "from openai import OpenAI").replace("http://127.0.0.1:8000/v1", server.v1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    with Image.open(tmp_path / "heart.png") as img:
+        assert img.size == (1024, 1024) and img.mode == "RGBA"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_example(server: Server) -> None:
+    cmd = _block("bash", "curl -s").replace("http://127.0.0.1:8000", server.base_url).replace("\\\n", " ")
+    out = subprocess.run(shlex.split(cmd), capture_output=True, text=True, timeout=300, check=True).stdout
+    body = json.loads(out)
+    assert body["data"][0]["url"].startswith(server.v1) and "natural" in body["data"][0]["revised_prompt"]
