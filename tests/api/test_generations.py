@@ -338,3 +338,35 @@ def test_unknown_model_is_404(server: Server) -> None:
 def test_aliases_follow_their_profile(server: Server) -> None:
     r = server.client().images.generate(model="gpt-image-2-2026-04-21", prompt="a cat", quality="low", size="1024x768")
     assert r.size == "1024x768"
+
+
+# --- the remaining valid cells, one request each ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,size,mode,fmt,count",
+    [
+        ({"model": "gpt-image-2", "size": "1024x1024", "output_format": "jpeg", "output_compression": 60, "n": 2,
+          "quality": "low", "moderation": "low"}, (1024, 1024), "RGB", "JPEG", 2),
+        ({"model": "gpt-image-2", "size": "2048x1152", "output_format": "webp", "background": "transparent",
+          "quality": "low"}, (2048, 1152), "RGBA", "WEBP", 1),
+        ({"model": "gpt-image-2", "size": "auto", "quality": "medium", "user": "u"}, (1024, 1024), "RGB", "PNG", 1),
+        ({"model": "gpt-image-1", "size": "1024x1536", "background": "auto", "output_format": "webp",
+          "output_compression": 50, "quality": "low", "partial_images": 2, "stream": False},
+         (1024, 1536), "RGB", "WEBP", 1),
+        ({"model": "dall-e-2", "quality": "standard", "response_format": "b64_json", "user": "u", "n": 2,
+          "size": "512x512"}, (512, 512), "RGB", "PNG", 2),
+        ({"model": "dall-e-3", "quality": "standard", "style": "natural", "response_format": "b64_json",
+          "user": "u"}, (1024, 1024), "RGB", "PNG", 1),
+    ],
+)  # fmt: skip
+def test_valid_cells(
+    server: Server, kwargs: dict[str, object], size: tuple[int, int], mode: str, fmt: str, count: int
+) -> None:
+    r = server.client().images.generate(prompt="a green heart", **kwargs)  # type: ignore[call-overload]
+    assert r.data is not None and len(r.data) == count
+    for d in r.data:
+        img, _ = decode_b64(d.b64_json)
+        assert (img.size, img.mode, img.format) == (size, mode, fmt)
+        if mode == "RGBA":
+            assert min_alpha(img) == 0

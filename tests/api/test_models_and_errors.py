@@ -33,6 +33,8 @@ def test_unknown_model_404(server: Server) -> None:
         (b"\xff\xfe", "could not parse the JSON body"),
         (b"[1, 2]", "must be a JSON object"),
         (b'"prompt"', "must be a JSON object"),
+        (b"[" * 200_000 + b"]" * 200_000, "could not parse the JSON body"),
+        (b'{"prompt": "a", "n": 1e400}', "Invalid type for 'n'"),
     ],
 )
 def test_malformed_bodies_are_400_envelopes(server: Server, content: bytes, fragment: str) -> None:

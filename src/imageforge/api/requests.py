@@ -31,7 +31,7 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
             raise RequestTooLargeError(f"The request body is larger than the limit of {max_bytes} bytes.")
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise InvalidRequestError(_BAD_JSON) from None
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from imageforge.engines.base import Engine
 from imageforge.errors import GenerationCancelled, ImageForgeError, QueueFullError
@@ -19,6 +21,7 @@ from imageforge.params import EngineCapabilities, GenerationParams, GenerationRe
 __all__ = ["EngineWorker"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class EngineWorker:
@@ -85,6 +88,11 @@ class EngineWorker:
         if cancel.is_set():
             raise GenerationCancelled("The request was cancelled before it started.")
         return self.engine.generate([params], on_step=on_step, cancelled=cancel.is_set)[0]
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the engine's own thread and wait for it (benchmarks and maintenance; not for requests,
+        which go through :meth:`generate` and its queue limit). Blocking: never call it on the event loop."""
+        return self._executor.submit(fn).result()
 
     def close(self, wait: bool = True) -> None:
         def _close() -> None:
