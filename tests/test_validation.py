@@ -141,7 +141,8 @@ def test_moderation_and_partial_images() -> None:
     assert ok(model="gpt-image-1").moderation == "auto" and ok(model="dall-e-2").moderation is None
     assert ok(model="gpt-image-1", partial_images=3, stream=False).partial_images == 3
     bad("partial_images", model="gpt-image-1", partial_images=-1)
-    assert bad("stream", model="gpt-image-1", stream=True).code == "unsupported_parameter"
+    assert ok(model="gpt-image-1", stream=True).stream and not ok(model="gpt-image-1").stream
+    assert bad("n", model="gpt-image-1", stream=True, n=2).code == "invalid_value"
     assert bad("stream", model="dall-e-2", stream=True).code == "unsupported_parameter"
 
 

@@ -56,6 +56,7 @@ class ResolvedRequest:
     style: str | None = None  # dall-e-3: "vivid"/"natural"
     end_user: str | None = None  # safety_identifier, else user: recorded with the request in the logs
     partial_images: int = 0
+    stream: bool = False
 
 
 def choose_model(fields: Mapping[str, Any], default_gpt_model: str = "gpt-image-1") -> str:
@@ -128,13 +129,8 @@ def _check_model_params(req: ImageGenerateRequest, model: str, profile: Profile)
             msg = f"Unknown parameter: 'response_format'. {model} always returns base64-encoded images."
             raise UnknownParameterError(msg, param=name)
         raise UnsupportedParameterError(f"'{name}' is not supported with model {model}.", param=name)
-    if req.stream:
-        if "stream" not in profile.params:
-            raise UnsupportedParameterError(f"'stream' is not supported with model {model}.", param="stream")
-        raise UnsupportedParameterError(
-            "Streaming (stream=true) is not available on this server yet; send the request without it.",
-            param="stream",
-        )
+    if req.stream and "stream" not in profile.params:
+        raise UnsupportedParameterError(f"'stream' is not supported with model {model}.", param="stream")
 
 
 def resolve(
@@ -169,6 +165,13 @@ def resolve(
             code="string_above_max_length",
         )
     n = 1 if req.n is None else req.n
+    if req.stream and n != 1:
+        # Stream events carry no image index (reference §2.2), so several images could not be told apart.
+        raise InvalidRequestError(
+            f"Invalid 'n': {n}. Streaming (stream=true) returns one image; send n=1 or stream=false.",
+            param="n",
+            code="invalid_value",
+        )
     if not 1 <= n <= profile.n_max:
         limit = "only n=1 is supported" if profile.n_max == 1 else f"n must be between 1 and {profile.n_max}"
         raise InvalidRequestError(f"Invalid 'n': {n}. For {model}, {limit}.", param="n", code="invalid_value")
@@ -255,4 +258,5 @@ def resolve(
         style=style,
         end_user=end_user,
         partial_images=partial_images,
+        stream=bool(req.stream),
     )

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -31,13 +31,23 @@ class Server:
     data_dir: Path
     log_path: Path
     api_key: str = "sk-anything"
+    _clients: dict[str, openai.OpenAI] = field(default_factory=dict)
 
     @property
     def v1(self) -> str:
         return f"{self.base_url}/v1"
 
     def client(self, api_key: str | None = None) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.v1, api_key=api_key or self.api_key, max_retries=0, timeout=300)
+        """One SDK client per key, closed with the server (so no pooled socket outlives the test session)."""
+        key = api_key or self.api_key
+        if key not in self._clients:
+            self._clients[key] = openai.OpenAI(base_url=self.v1, api_key=key, max_retries=0, timeout=300)
+        return self._clients[key]
+
+    def close_clients(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -78,6 +88,7 @@ def serve(
         _wait_ready(server, proc)
         yield server
     finally:
+        server.close_clients()
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=30)

@@ -171,7 +171,7 @@ def test_safety_identifier_and_user(server: Server) -> None:
         ("response_format", {"model": "gpt-image-1", "response_format": "url"}),
         ("response_format", {"model": "gpt-image-2", "response_format": "b64_json"}),
         ("partial_images", {"model": "gpt-image-1", "partial_images": 4}),
-        ("stream", {"model": "gpt-image-1", "stream": True}),
+        ("n", {"model": "gpt-image-1", "stream": True, "n": 2}),
         ("prompt", {"model": "gpt-image-1", "prompt": "x" * 32001}),
         ("prompt", {"model": "gpt-image-1", "prompt": ""}),
     ],

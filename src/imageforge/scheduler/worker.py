@@ -54,13 +54,17 @@ class EngineWorker:
         self.engine.load()
         log.info("engine %s ready", self.name)
 
-    async def generate(
-        self, params: GenerationParams, cancel: threading.Event, on_step: StepCallback | None = None
-    ) -> GenerationResult:
+    def admit(self) -> None:
+        """Raise :class:`QueueFullError` if a new job would not be accepted now (checked again at submit)."""
         if self._jobs >= self.queue_limit:
             raise QueueFullError(
                 f"The server is busy: {self._jobs} requests are queued for this model. Retry shortly.",
             )
+
+    async def generate(
+        self, params: GenerationParams, cancel: threading.Event, on_step: StepCallback | None = None
+    ) -> GenerationResult:
+        self.admit()
         self._jobs += 1
         try:
             loaded = self.start()

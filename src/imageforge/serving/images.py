@@ -13,13 +13,14 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from imageforge.config import Catalogue
 from imageforge.errors import GenerationCancelled
 from imageforge.imaging.encode import encode
-from imageforge.params import GenerationResult
+from imageforge.params import GenerationResult, StepPreview
+from imageforge.protocol.image_events import ImageGenCompletedEvent, ImageGenPartialImageEvent
 from imageforge.protocol.images import Image, ImagesResponse
 from imageforge.scheduler.pool import EnginePool
 from imageforge.serving.usage import TokenCounter, usage_for
@@ -27,10 +28,25 @@ from imageforge.storage.files import FileImageStore
 from imageforge.storage.signing import UrlSigner
 from imageforge.validation import ResolvedRequest, resolve
 
-__all__ = ["FILES_PATH", "ImagesService"]
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+__all__ = ["FILES_PATH", "KEEPALIVE", "ImagesService", "StreamItem", "preview_steps"]
 
 log = logging.getLogger(__name__)
 FILES_PATH = "/v1/images/files"  # where url-format images are served (api/routes/files.py)
+KEEPALIVE: Final = "keepalive"  # yielded by streams while the engine works; the SSE layer writes a comment line
+StreamItem = ImageGenPartialImageEvent | ImageGenCompletedEvent | str
+
+
+def preview_steps(total_steps: int, k: int) -> list[int]:
+    """The steps (1-based) after which partial images are taken: ``k`` evenly spaced steps before the last one.
+
+    Fewer than ``k`` when the engine runs fewer than ``k + 1`` steps (a 1-step model has no partial images): OpenAI
+    documents that the final image may come before all partial images.
+    """
+    steps = {max(1, round(total_steps * (j + 1) / (k + 1))) for j in range(k)}
+    return sorted(s for s in steps if s < total_steps)
 
 
 class ImagesService:
@@ -55,9 +71,8 @@ class ImagesService:
         self.default_gpt_model = default_gpt_model
         self.clock = clock
 
-    async def generate(
-        self, body: Mapping[str, Any], *, base_url: str, request_id: str, cancel: threading.Event
-    ) -> ImagesResponse:
+    def resolve(self, body: Mapping[str, Any], request_id: str) -> ResolvedRequest:
+        """Validate a request body (raises the named 400s); nothing has been sent to the client yet."""
         resolved = resolve(
             body,
             self.catalogue,
@@ -67,10 +82,24 @@ class ImagesService:
         )
         p = resolved.params
         log.info(
-            "[%s] generate model=%s size=%s quality=%s n=%d format=%s response=%s moderation=%s end_user=%s",
+            "[%s] generate model=%s size=%s quality=%s n=%d format=%s response=%s moderation=%s end_user=%s "
+            "stream=%s partial_images=%d",
             request_id, resolved.model, resolved.size, resolved.quality, p.n, resolved.output_format,
-            resolved.response_format, resolved.moderation, resolved.end_user,
+            resolved.response_format, resolved.moderation, resolved.end_user, resolved.stream, resolved.partial_images,
         )  # fmt: skip
+        return resolved
+
+    async def generate(
+        self, body: Mapping[str, Any], *, base_url: str, request_id: str, cancel: threading.Event
+    ) -> ImagesResponse:
+        return await self.complete(self.resolve(body, request_id), body, base_url=base_url, cancel=cancel)
+
+    async def complete(
+        self, resolved: ResolvedRequest, body: Mapping[str, Any], *, base_url: str, cancel: threading.Event
+    ) -> ImagesResponse:
+        """Run a resolved (non-streaming) request: generate, encode, answer with b64_json or URLs."""
+        p = resolved.params
+        request_id = p.request_id
         try:
             result = await self.engines.worker(resolved.model).generate(p, cancel)
         except GenerationCancelled:
@@ -89,6 +118,66 @@ class ImagesService:
             text_tokens = await asyncio.to_thread(self.tokens.count, body["prompt"])
             response.usage = usage_for(text_tokens, resolved.quality, p.width, p.height, p.n)
         return response
+
+    async def stream(
+        self, resolved: ResolvedRequest, body: Mapping[str, Any], *, cancel: threading.Event, keepalive_s: float = 10.0
+    ) -> AsyncIterator[StreamItem]:
+        """A streaming request's events (reference §2): up to ``partial_images`` previews of the denoising in
+        progress, then the final image with usage. Yields :data:`KEEPALIVE` while a long step runs.
+
+        Partial images are the engine's current estimate of the clean image at evenly spaced steps before the last
+        (``preview_steps``), encoded like the final image: complete images of the requested size and format.
+        """
+        p = resolved.params
+        wanted = set(preview_steps(p.denoising_steps, resolved.partial_images))
+        loop = asyncio.get_running_loop()
+        previews: asyncio.Queue[PILImage] = asyncio.Queue()
+
+        def on_step(st: StepPreview) -> None:  # on the engine's thread: hand the preview to the event loop
+            if st.step in wanted:
+                image = st.preview(0)[0]
+                loop.call_soon_threadsafe(previews.put_nowait, image)
+
+        job = asyncio.ensure_future(self.engines.worker(resolved.model).generate(p, cancel, on_step))
+        index = 0
+        try:
+            while True:
+                if not previews.empty():
+                    data = await asyncio.to_thread(
+                        encode, previews.get_nowait(), resolved.output_format, resolved.output_compression
+                    )
+                    yield ImageGenPartialImageEvent(
+                        b64_json=base64.b64encode(data).decode("ascii"), partial_image_index=index,
+                        created_at=int(self.clock()), size=resolved.size, quality=resolved.quality,
+                        background=p.background, output_format=resolved.output_format,
+                    )  # fmt: skip
+                    index += 1
+                    continue
+                if job.done():
+                    break
+                getter = asyncio.ensure_future(previews.get())
+                done, _ = await asyncio.wait({getter, job}, timeout=keepalive_s, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    previews.put_nowait(getter.result())  # processed in order at the top of the loop
+                else:
+                    getter.cancel()
+                if not done:
+                    yield KEEPALIVE
+            result = job.result()  # raises the job's error (an in-band error event for the client)
+            data = await asyncio.to_thread(
+                encode, result.images[0], resolved.output_format, resolved.output_compression
+            )
+            text_tokens = await asyncio.to_thread(self.tokens.count, body["prompt"])
+            yield ImageGenCompletedEvent(
+                b64_json=base64.b64encode(data).decode("ascii"), created_at=int(self.clock()),
+                usage=usage_for(text_tokens, resolved.quality, p.width, p.height, p.n), size=resolved.size,
+                quality=resolved.quality, background=p.background, output_format=resolved.output_format,
+            )  # fmt: skip
+        finally:
+            if not job.done():  # the client went away (or the stream was closed): stop the engine within a step
+                cancel.set()
+                job.cancel()
+                log.info("[%s] cancelled: the client went away", p.request_id)
 
     def _deliver(self, r: ResolvedRequest, result: GenerationResult, base_url: str, created: int) -> list[Image]:
         """Encode every image (blocking; runs in a thread) and wrap it as base64 or as a stored, signed URL."""
