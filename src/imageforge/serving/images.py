@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from imageforge.config import Catalogue
 from imageforge.errors import GenerationCancelled
@@ -27,9 +27,6 @@ from imageforge.serving.usage import TokenCounter, usage_for
 from imageforge.storage.files import FileImageStore
 from imageforge.storage.signing import UrlSigner
 from imageforge.validation import ResolvedRequest, resolve
-
-if TYPE_CHECKING:
-    from PIL.Image import Image as PILImage
 
 __all__ = ["FILES_PATH", "KEEPALIVE", "ImagesService", "StreamItem", "preview_steps"]
 
@@ -131,7 +128,7 @@ class ImagesService:
         p = resolved.params
         wanted = set(preview_steps(p.denoising_steps, resolved.partial_images))
         loop = asyncio.get_running_loop()
-        previews: asyncio.Queue[PILImage] = asyncio.Queue()
+        previews: asyncio.Queue[Any] = asyncio.Queue()  # preview images (PIL; serving does not import PIL)
 
         def on_step(st: StepPreview) -> None:  # on the engine's thread: hand the preview to the event loop
             if st.step in wanted:
