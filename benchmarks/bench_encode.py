@@ -11,22 +11,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
-import time
 
 from PIL import Image
 
+from bench_embedded import median_time  # benchmarks/ is the script's directory
 from imageforge.engines.embedded.engine import EmbeddedEngine
 from imageforge.params import GenerationParams
-
-
-def _median(fn: object, repeats: int) -> float:
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()  # type: ignore[operator]
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def _settings() -> list[tuple[str, dict[str, object]]]:
@@ -63,7 +53,7 @@ def main() -> None:
                 buf.truncate()
                 src.save(buf, **kw)  # type: ignore[arg-type]
 
-            secs = _median(run, args.repeats)
+            secs = median_time(run, args.repeats)
             results.append(
                 {"image": bg, "setting": name, "ms": round(secs * 1000, 1), "kb": len(buf.getvalue()) // 1024}
             )

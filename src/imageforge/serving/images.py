@@ -137,6 +137,7 @@ class ImagesService:
 
         job = asyncio.ensure_future(self.engines.worker(resolved.model).generate(p, cancel, on_step))
         index = 0
+        getter: asyncio.Future[Any] | None = None
         try:
             while True:
                 if not previews.empty():
@@ -171,6 +172,8 @@ class ImagesService:
                 quality=resolved.quality, background=p.background, output_format=resolved.output_format,
             )  # fmt: skip
         finally:
+            if getter is not None and not getter.done():
+                getter.cancel()
             if not job.done():  # the client went away (or the stream was closed): stop the engine within a step
                 cancel.set()
                 job.cancel()
