@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -112,13 +111,6 @@ def _paths(out: Path, n: int) -> list[Path]:
     return [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(1, n + 1)]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _generate(ns: argparse.Namespace, console: Console) -> int:
     from imageforge.engines.registry import create_engine
     from imageforge.validation import resolve
@@ -147,6 +139,7 @@ def _generate(ns: argparse.Namespace, console: Console) -> int:
 
 def _run(engine: Engine, resolved: ResolvedRequest, out: Path, console: Console, t0: float) -> int:
     from imageforge.imaging.encode import encode
+    from imageforge.storage.atomic import write_atomic
 
     engine.load()
     t_loaded = time.perf_counter()
@@ -164,7 +157,7 @@ def _run(engine: Engine, resolved: ResolvedRequest, out: Path, console: Console,
     t_done = time.perf_counter()
     paths = _paths(out, p.n)
     for path, image in zip(paths, result.images, strict=True):
-        _write_atomic(path, encode(image, resolved.output_format, resolved.output_compression))
+        write_atomic(path, encode(image, resolved.output_format, resolved.output_compression))
     for path, seed in zip(paths, result.seeds, strict=True):
         console.print(f"{path}  ({resolved.size}, {resolved.output_format}, seed {seed})")
     console.print(

@@ -86,11 +86,6 @@ class ImagesService:
         )  # fmt: skip
         return resolved
 
-    async def generate(
-        self, body: Mapping[str, Any], *, base_url: str, request_id: str, cancel: threading.Event
-    ) -> ImagesResponse:
-        return await self.complete(self.resolve(body, request_id), body, base_url=base_url, cancel=cancel)
-
     async def complete(
         self, resolved: ResolvedRequest, body: Mapping[str, Any], *, base_url: str, cancel: threading.Event
     ) -> ImagesResponse:

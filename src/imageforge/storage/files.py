@@ -13,6 +13,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from imageforge.storage.atomic import write_atomic
+
 __all__ = ["FileImageStore", "StoredImage"]
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,7 @@ class FileImageStore:
         """Write ``data`` atomically (temp file + rename): a reader sees the whole file or none."""
         name = f"{expires_at}-{secrets.token_hex(16)}.{extension}"
         path = self.root / name
-        tmp = self.root / f".{name}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, data)
         return StoredImage(name, path, expires_at, extension)
 
     def get(self, name: str, now: float) -> StoredImage | None:

@@ -45,14 +45,6 @@ class TextEncoder:
         self._model = model.eval().to(device)
         self._torch = torch
 
-    def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` without truncation (the prompt's full length, for usage accounting)."""
-        self._tokenizer.no_truncation()
-        try:
-            return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
-        finally:
-            self._tokenizer.enable_truncation(max_length=self.max_tokens)
-
     def truncate(self, text: str) -> str:
         """The leading part of ``text`` that fits in ``max_tokens`` (what the model is conditioned on)."""
         enc = self._tokenizer.encode(text)
