@@ -45,7 +45,8 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
 
 _SETTING_FLAGS = (
     "config", "data_dir", "device", "dtype", "threads", "log_level", "host", "port", "api_keys",
-    "allow_unauthenticated", "public_base_url", "url_ttl_seconds", "default_gpt_model",
+    "allow_unauthenticated", "public_base_url", "url_ttl_seconds", "default_gpt_model", "planner_url",
+    "planner_models", "responses_finished_status",
 )  # fmt: skip
 
 
@@ -85,6 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--public-base-url", help="base of image URLs [IMAGEFORGE_PUBLIC_BASE_URL]")
     serve.add_argument("--url-ttl", dest="url_ttl_seconds", type=int, help="image URL lifetime in seconds (3600)")
     serve.add_argument("--default-gpt-model", help="model an omitted `model` means with GPT-only parameters")
+    serve.add_argument(
+        "--planner-url", help="OpenAI-compatible chat-completions base URL for /v1/responses [IMAGEFORGE_PLANNER_URL]"
+    )
+    serve.add_argument(
+        "--planner-model", dest="planner_models", action="append",
+        help="request model answered by --planner-url (id, id=upstream, or *); repeatable [IMAGEFORGE_PLANNER_MODELS]",
+    )  # fmt: skip
+    serve.add_argument(
+        "--responses-finished-status", choices=["completed", "generating"],
+        help="finished image_generation_call status (completed) [IMAGEFORGE_RESPONSES_FINISHED_STATUS]",
+    )  # fmt: skip
     _settings_args(serve)
 
     models = sub.add_parser("models", help="list the served model ids")

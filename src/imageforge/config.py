@@ -68,7 +68,25 @@ class Settings(BaseSettings):
         default="gpt-image-1", description="the model an omitted `model` means when a GPT-only parameter is sent"
     )
 
-    @field_validator("api_keys", mode="before")
+    # The Responses API (``/v1/responses``).
+    max_responses_body_bytes: int = Field(
+        default=50 << 20, ge=1024, description="largest /v1/responses body (input images travel inside it)"
+    )
+    planner_url: str | None = Field(
+        default=None, description="an OpenAI-compatible chat-completions base URL that plans Responses requests"
+    )
+    planner_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="request models the planner_url answers (comma-separated; * = all; id=upstream renames)",
+    )
+    planner_api_key: str | None = Field(default=None, description="Bearer key sent to planner_url")
+    planner_timeout_seconds: float = Field(default=60.0, gt=0)
+    responses_finished_status: Literal["completed", "generating"] = Field(
+        default="completed",
+        description="status of a finished image_generation_call; 'generating' mimics the live API (OpenAI-DotNet)",
+    )
+
+    @field_validator("api_keys", "planner_models", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

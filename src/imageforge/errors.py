@@ -20,6 +20,7 @@ and the CLI prints them. Nothing below the API layer raises an HTTP exception.
     │   └── UnsafeCheckpointError        refused pickle checkpoint
     ├── EngineError                      500 server_error            (the engine failed while generating)
     ├── EngineUnavailableError           503 server_error / engine_unavailable (missing optional dependency)
+    ├── PlannerError                     502 server_error / planner_error (the chat-completions planner failed)
     └── GenerationCancelled              499 cancelled               (client went away, or cancelled)
 """
 
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidRequestError",
     "ModelNotFoundError",
     "NotFoundError",
+    "PlannerError",
     "QueueFullError",
     "RequestTooLargeError",
     "UnknownParameterError",
@@ -125,6 +127,13 @@ class EngineError(ImageForgeError):
 class EngineUnavailableError(ImageForgeError):
     status = 503
     code = "engine_unavailable"
+
+
+class PlannerError(ImageForgeError):
+    """The Responses API's planner (an external chat-completions server) failed or answered nonsense."""
+
+    status = 502
+    code = "planner_error"
 
 
 class GenerationCancelled(ImageForgeError):

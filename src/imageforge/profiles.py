@@ -45,6 +45,7 @@ class Profile:
     returns_usage: bool = True
     returns_revised_prompt: bool = False
     gpt: bool = True
+    input_fidelity: bool = True  # edits take `input_fidelity` (not gpt-image-2: OpenAI answers 400, reference §4.1)
 
     def engine_quality(self, quality: str) -> str:
         return dict(self.quality_map)[quality]
@@ -53,7 +54,7 @@ class Profile:
 _GPT_QUALITY = (("low", "low"), ("medium", "medium"), ("high", "high"))
 
 
-def _gpt(name: str, custom: CustomSizeRule | None = None) -> Profile:
+def _gpt(name: str, custom: CustomSizeRule | None = None, *, input_fidelity: bool = True) -> Profile:
     return Profile(
         name=name,
         prompt_max_chars=32000,
@@ -65,6 +66,7 @@ def _gpt(name: str, custom: CustomSizeRule | None = None) -> Profile:
         quality_map=_GPT_QUALITY,
         params=_GPT_PARAMS,
         custom_sizes=custom,
+        input_fidelity=input_fidelity,
     )
 
 
@@ -109,7 +111,7 @@ PROFILES: dict[str, Profile] = {
     "gpt-image-1": _gpt("gpt-image-1"),
     "gpt-image-1-mini": _gpt("gpt-image-1-mini"),
     "gpt-image-1.5": _gpt("gpt-image-1.5"),
-    "gpt-image-2": _gpt("gpt-image-2", _GPT2_SIZES),
+    "gpt-image-2": _gpt("gpt-image-2", _GPT2_SIZES, input_fidelity=False),
     "imageforge": Profile(
         name="imageforge",
         prompt_max_chars=32000,

@@ -18,15 +18,18 @@ from imageforge import __version__
 from imageforge.api.auth import ApiKeys
 from imageforge.api.errors import install_error_handlers
 from imageforge.api.middleware import RequestIdMiddleware
-from imageforge.api.routes import files, images, models
+from imageforge.api.routes import files, images, models, responses
 from imageforge.api.state import AppState
 from imageforge.config import Catalogue, Settings, load_catalogue
 from imageforge.engines.embedded.config import WEIGHTS_DIR
 from imageforge.scheduler.pool import EnginePool
 from imageforge.serving.images import ImagesService
 from imageforge.serving.models import ModelsService
+from imageforge.serving.planners import PlannerRouter
+from imageforge.serving.responses import ResponsesService
 from imageforge.serving.usage import TokenCounter
 from imageforge.storage.files import FileImageStore
+from imageforge.storage.responses import ResponseStore
 from imageforge.storage.signing import UrlSigner, load_or_create_key
 
 __all__ = ["build_state", "create_app"]
@@ -40,14 +43,30 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
     store = FileImageStore(data / "images")
     signer = UrlSigner(load_or_create_key(data / "url-signing.key"))
     engines = EnginePool(catalogue, settings)
+    tokens = TokenCounter(WEIGHTS_DIR / "tokenizer" / "tokenizer.json")
     images_service = ImagesService(
         catalogue,
         engines,
         store,
         signer,
-        TokenCounter(WEIGHTS_DIR / "tokenizer" / "tokenizer.json"),
+        tokens,
         url_ttl_seconds=settings.url_ttl_seconds,
         default_gpt_model=settings.default_gpt_model,
+    )
+    planners = PlannerRouter(
+        settings.planner_url,
+        settings.planner_models,
+        api_key=settings.planner_api_key,
+        timeout_s=settings.planner_timeout_seconds,
+    )
+    responses_service = ResponsesService(
+        catalogue,
+        images_service,
+        ResponseStore(data / "responses.sqlite3"),
+        planners,
+        tokens,
+        default_image_model=settings.default_gpt_model,
+        finished_status=settings.responses_finished_status,
     )
     return AppState(
         settings=settings,
@@ -57,6 +76,7 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
         signer=signer,
         images=images_service,
         models=ModelsService(catalogue, created=int(time.time())),
+        responses=responses_service,
     )
 
 
@@ -75,6 +95,9 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.engines.start_all()
+        failed = await asyncio.to_thread(state.responses.store.fail_unfinished, "The server restarted.")
+        if failed:
+            log.warning("%d stored responses were left in progress by the previous process; marked failed", failed)
         sweeper = asyncio.create_task(_sweep_forever(state))
         try:
             yield
@@ -92,6 +115,7 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     app.include_router(images.router)
     app.include_router(models.router)
     app.include_router(files.router)
+    app.include_router(responses.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, object]:

@@ -10,6 +10,7 @@ from imageforge.config import Catalogue, Settings
 from imageforge.scheduler.pool import EnginePool
 from imageforge.serving.images import ImagesService
 from imageforge.serving.models import ModelsService
+from imageforge.serving.responses import ResponsesService
 from imageforge.storage.files import FileImageStore
 from imageforge.storage.signing import UrlSigner
 
@@ -25,4 +26,5 @@ class AppState:
     signer: UrlSigner
     images: ImagesService
     models: ModelsService
+    responses: ResponsesService
     clock: Callable[[], float] = field(default=time.time)

@@ -13,7 +13,7 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, Final
 
 from imageforge.config import Catalogue
@@ -113,7 +113,7 @@ class ImagesService:
 
     async def stream(
         self, resolved: ResolvedRequest, body: Mapping[str, Any], *, cancel: threading.Event, keepalive_s: float = 10.0
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem]:
         """A streaming request's events (reference §2): up to ``partial_images`` previews of the denoising in
         progress, then the final image with usage. Yields :data:`KEEPALIVE` while a long step runs.
 

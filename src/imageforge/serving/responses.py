@@ -1,0 +1,555 @@
+"""``POST /v1/responses`` with the ``image_generation`` tool as a service; no HTTP framework here.
+
+1. :meth:`ResponsesService.prepare` checks everything that can be checked before the first byte (fields, tools,
+   input items and their images, ``previous_response_id``), so those problems are plain JSON 400s.
+2. :meth:`ResponsesService.events` runs the request as the event sequence of reference §4.4: the planner
+   decides, the image is generated through :class:`~imageforge.serving.images.ImagesService` (previews become
+   ``partial_image`` events), and the response is stored (``store: true``) when it starts and when it ends.
+   ``sequence_number`` counts every event from 0. A non-streaming request drains the same sequence
+   (:meth:`ResponsesService.create`), so both paths produce the same response.
+3. Multi-turn edits: the latest image in the conversation (a stored earlier response, a referenced
+   ``image_generation_call``, or a user's ``input_image``) is the init image of an image-to-image run on the
+   same engine; ``input_fidelity`` sets how much of it is kept (:data:`EDIT_STRENGTH`), and a mask limits where
+   it is repainted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from imageforge.config import Catalogue
+from imageforge.errors import (
+    GenerationCancelled,
+    ImageForgeError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    NotFoundError,
+    UnsupportedParameterError,
+)
+from imageforge.ids import new_id
+from imageforge.imaging.decode import decode_base64_image, decode_data_url, repaint_mask
+from imageforge.protocol.image_events import ImageGenCompletedEvent, ImageGenPartialImageEvent
+from imageforge.protocol.response_events import (
+    ResponseCompletedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseEvent,
+    ResponseFailedEvent,
+    ResponseImageGenCallCompletedEvent,
+    ResponseImageGenCallGeneratingEvent,
+    ResponseImageGenCallInProgressEvent,
+    ResponseImageGenCallPartialImageEvent,
+    ResponseInProgressEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+)
+from imageforge.protocol.responses import (
+    ImageGenerationCall,
+    ImageGenerationCallError,
+    ImageGenerationTool,
+    OutputItem,
+    OutputText,
+    Response,
+    ResponseCreateRequest,
+    ResponseError,
+    ResponseOutputMessage,
+    ResponseUsage,
+    parse_create_request,
+    parse_input,
+    parse_tool,
+)
+from imageforge.serving.conversation import (
+    ConversationImage,
+    Turn,
+    latest_image,
+    normalise_input,
+    turns_from_items,
+)
+from imageforge.serving.images import KEEPALIVE, ImagesService
+from imageforge.serving.planners import Plan, PlanContext, PlannerRouter
+from imageforge.serving.usage import TokenCounter
+from imageforge.storage.responses import ResponseStore
+from imageforge.validation import ResolvedRequest, resolve
+
+__all__ = ["EDIT_STRENGTH", "PreparedResponse", "ResponsesService"]
+
+log = logging.getLogger(__name__)
+# input_fidelity -> share of the noise schedule re-run over the edited image (diffusers' img2img `strength`):
+# high keeps more of the input's layout and colours, low lets the new prompt change more.
+EDIT_STRENGTH = {"high": 0.45, "low": 0.7}
+_TOOL_DEFAULTS = {
+    "quality": "auto", "size": "auto", "output_format": "png", "output_compression": 100, "moderation": "auto",
+    "background": "auto", "partial_images": 0, "action": "auto",
+}  # fmt: skip
+_METADATA_LIMITS = (16, 64, 512)  # pairs, key length, value length (OpenAI's)
+FinishedStatus = Literal["completed", "generating"]
+
+
+@dataclass
+class PreparedResponse:
+    """A checked request, ready to run."""
+
+    request: ResponseCreateRequest
+    response: Response  # in_progress, no output yet
+    input_items: list[dict[str, Any]]  # normalised, as stored
+    turns: list[Turn]  # the whole conversation, oldest first
+    tool: ImageGenerationTool | None
+    tool_index: int
+    image_model: str | None
+    context: PlanContext
+    source: ConversationImage | None  # the image an edit would start from
+    request_id: str
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.request.stream)
+
+    @property
+    def store(self) -> bool:
+        return self.request.store is not False
+
+
+class ResponsesService:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        images: ImagesService,
+        store: ResponseStore,
+        planners: PlannerRouter,
+        tokens: TokenCounter,
+        *,
+        default_image_model: str,
+        finished_status: FinishedStatus = "completed",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.catalogue = catalogue
+        self.images = images
+        self.store = store
+        self.planners = planners
+        self.tokens = tokens
+        self.default_image_model = default_image_model
+        self.finished_status = finished_status
+        self.clock = clock
+
+    # 1. Checks before the first byte -------------------------------------------------------------------------------
+
+    async def prepare(self, body: Mapping[str, Any], request_id: str) -> PreparedResponse:
+        req = parse_create_request(body)
+        tools = [parse_tool(t, i) for i, t in enumerate(req.tools or ())]
+        if len(tools) > 1:
+            raise InvalidRequestError("At most one image_generation tool may be given.", param="tools")
+        tool = tools[0] if tools else None
+        choice = self._tool_choice(req.tool_choice, tool)
+        _check_metadata(req.metadata)
+        _check_text(req.text)
+        if req.max_tool_calls is not None and req.max_tool_calls < 0:
+            raise InvalidRequestError("'max_tool_calls' must be at least 0.", param="max_tool_calls")
+
+        # The conversation: stored turns, then the new input (references resolved against the store).
+        turns: list[Turn] = []
+        if req.previous_response_id is not None:
+            chain = await asyncio.to_thread(self.store.chain, req.previous_response_id)
+            if chain is None:
+                raise InvalidRequestError(
+                    f"Previous response with id '{req.previous_response_id}' not found.",
+                    param="previous_response_id",
+                    code="previous_response_not_found",
+                )
+            for inputs, outputs in chain:
+                turns += turns_from_items(inputs, "previous_response_id") + turns_from_items(outputs, "output")
+        input_items = await asyncio.to_thread(normalise_input, parse_input(req.input), self.store.item)
+        new_turns = turns_from_items(input_items)
+        await asyncio.to_thread(_check_images, [img for t in new_turns for img in t.images])
+        turns += new_turns
+        source = latest_image(turns)
+
+        image_model = None
+        if tool is not None:
+            image_model = self._check_tool(tool, source)
+        offered = tool is not None and req.max_tool_calls != 0
+        context = PlanContext(
+            model=req.model,
+            instructions=req.instructions,
+            turns=turns,
+            tool_offered=offered,
+            tool_choice=choice,
+            action=(tool.action or "auto") if tool is not None else "auto",  # type: ignore[arg-type]
+            has_image=source is not None,
+            source_prompt=source.prompt if source is not None else None,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            max_output_tokens=req.max_output_tokens,
+        )
+        response = Response(
+            id=new_id("resp"),
+            created_at=int(self.clock()),
+            status="in_progress",
+            model=req.model,
+            instructions=req.instructions,
+            max_output_tokens=req.max_output_tokens,
+            max_tool_calls=req.max_tool_calls,
+            metadata=dict(req.metadata or {}),
+            parallel_tool_calls=True if req.parallel_tool_calls is None else req.parallel_tool_calls,
+            previous_response_id=req.previous_response_id,
+            reasoning=req.reasoning,
+            safety_identifier=req.safety_identifier,
+            service_tier=req.service_tier or "default",
+            store=req.store is not False,
+            temperature=1.0 if req.temperature is None else float(req.temperature),
+            text=req.text or {"format": {"type": "text"}},
+            tool_choice=req.tool_choice if req.tool_choice is not None else "auto",
+            tools=[self._echo_tool(t) for t in tools],
+            top_p=1.0 if req.top_p is None else float(req.top_p),
+            truncation=req.truncation or "disabled",
+            user=req.user,
+            prompt_cache_key=req.prompt_cache_key,
+        )
+        log.info(
+            "[%s] responses model=%s tool=%s tool_choice=%s image_model=%s previous=%s turns=%d stream=%s store=%s",
+            request_id, req.model, tool is not None, choice, image_model, req.previous_response_id, len(turns),
+            bool(req.stream), req.store is not False,
+        )  # fmt: skip
+        return PreparedResponse(req, response, input_items, turns, tool, 0, image_model, context, source, request_id)
+
+    @staticmethod
+    def _tool_choice(value: str | dict[str, Any] | None, tool: ImageGenerationTool | None) -> Any:
+        if value is None or value == "auto":
+            return "auto"
+        if value in ("none", "required"):
+            choice = value
+        elif isinstance(value, dict) and value.get("type") == "image_generation":
+            choice = "required"
+        elif isinstance(value, dict):
+            raise UnsupportedParameterError(
+                f"tool_choice of type {value.get('type')!r} is not supported; use 'auto', 'none', 'required' or "
+                '{"type": "image_generation"}.',
+                param="tool_choice",
+            )
+        else:
+            raise InvalidRequestError(
+                f"Invalid value for 'tool_choice': {value!r}. Supported values are: 'auto', 'none' and 'required'.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+        if choice == "required" and tool is None:
+            raise InvalidRequestError(
+                "tool_choice requires a tool, but no image_generation tool was given in 'tools'.",
+                param="tool_choice",
+            )
+        return choice
+
+    def _check_tool(self, tool: ImageGenerationTool, source: ConversationImage | None) -> str:
+        """Validate the tool's fields against its image model's rules (errors name ``tools``); its model id."""
+        model = tool.model or self.default_image_model
+        action = tool.action or "auto"
+        if action not in ("auto", "generate", "edit"):
+            raise _tool_error(f"Invalid value for 'action': {action!r}. Supported values are: 'generate', 'edit' "
+                              "and 'auto'.")  # fmt: skip
+        try:
+            profile = self.catalogue.profile(model)
+        except ModelNotFoundError:
+            raise _tool_error(f"The image model '{model}' is not served here.") from None
+        if not profile.gpt:
+            raise _tool_error(f"The image_generation tool needs a GPT image model; '{model}' is a DALL·E model.")
+        if tool.input_fidelity is not None:
+            if not profile.input_fidelity:
+                raise _tool_error(f"input_fidelity is not supported with model {model}.",
+                                  code="invalid_input_fidelity_model")  # fmt: skip
+            if tool.input_fidelity not in EDIT_STRENGTH:
+                raise _tool_error(f"Invalid value for 'input_fidelity': {tool.input_fidelity!r}. Supported values "
+                                  "are: 'high' and 'low'.")  # fmt: skip
+        if action == "edit" and source is None:
+            raise _tool_error("action 'edit' needs an image in the conversation (an input_image, an earlier "
+                              "image_generation_call, or previous_response_id).")  # fmt: skip
+        mask = tool.input_image_mask
+        if mask is not None:
+            if mask.file_id is not None:
+                raise _tool_error("input_image_mask.file_id is not supported (this server has no Files API); send "
+                                  "the mask as a data URL in image_url.")  # fmt: skip
+            if mask.image_url is None:
+                raise _tool_error("input_image_mask needs an image_url (a data URL).")
+            if source is None:
+                raise _tool_error("input_image_mask needs an image to edit in the conversation.")
+        self._resolve_tool(tool, model, "x", None)  # the values the model's rules decide (size, quality, ...)
+        return model
+
+    def _resolve_tool(
+        self, tool: ImageGenerationTool, model: str, prompt: str, size_hint: str | None
+    ) -> ResolvedRequest:
+        fields = {
+            "model": model, "prompt": prompt, "quality": tool.quality, "size": tool.size,
+            "output_format": tool.output_format, "output_compression": tool.output_compression,
+            "moderation": tool.moderation, "background": tool.background, "partial_images": tool.partial_images,
+            "stream": True,
+        }  # fmt: skip
+        if size_hint is not None and tool.size in (None, "auto"):
+            try:  # an edit keeps its image's size when the model allows it
+                return self._resolve({**fields, "size": size_hint})
+            except InvalidRequestError:
+                pass
+        try:
+            return self._resolve(fields)
+        except InvalidRequestError as exc:
+            raise type(exc)(f"Invalid image_generation tool (tools[0]): {exc.message}", param="tools",
+                            code=exc.code) from None  # fmt: skip
+
+    def _resolve(self, fields: Mapping[str, Any]) -> ResolvedRequest:
+        return resolve(fields, self.catalogue, self.images.engines.capabilities,
+                       default_gpt_model=self.default_image_model)  # fmt: skip
+
+    def _echo_tool(self, tool: ImageGenerationTool) -> ImageGenerationTool:
+        filled = {k: v for k, v in _TOOL_DEFAULTS.items() if getattr(tool, k) is None}
+        return tool.model_copy(update={"model": tool.model or self.default_image_model, **filled})
+
+    # 2. Running ----------------------------------------------------------------------------------------------------
+
+    async def create(self, prepared: PreparedResponse, cancel: threading.Event) -> Response:
+        """A non-streaming request: the same events, drained; the final response. A failed image call whose
+        error is the server's (5xx) is raised as that error; a client-caused failure is a failed response."""
+        final: Response | None = None
+        async for event in self.events(prepared, cancel, reraise=True):
+            if isinstance(event, ResponseCompletedEvent | ResponseFailedEvent):
+                final = event.response
+        assert final is not None
+        return final
+
+    async def events(
+        self, p: PreparedResponse, cancel: threading.Event, *, reraise: bool = False
+    ) -> AsyncGenerator[ResponseEvent | str]:
+        """The events of reference §4.4 with ``sequence_number`` 0, 1, 2, ...; :data:`KEEPALIVE` strings while a
+        long step runs (not numbered)."""
+        seq = 0
+
+        def number(event: ResponseEvent) -> ResponseEvent:
+            nonlocal seq
+            event.sequence_number = seq
+            seq += 1
+            return event
+
+        response = p.response
+        output: list[OutputItem] = []
+        failures: list[ImageForgeError] = []  # an image call's error (the call itself reads "failed")
+        try:
+            await self._save(p, response)
+            yield number(ResponseCreatedEvent(response=response.model_copy()))
+            yield number(ResponseInProgressEvent(response=response.model_copy()))
+            planner = self.planners.for_model(p.request.model)
+            plan = await planner.plan(p.context)
+            if plan.image_prompt is not None and p.tool is not None and p.image_model is not None:
+                call = ImageGenerationCall(id=new_id("ig"), status="in_progress", action=plan.action)
+                index = len(output)
+                async with aclosing(self._image_call(p, plan, call, index, cancel, failures)) as call_events:
+                    async for event in call_events:
+                        yield event if isinstance(event, str) else number(event)
+                output.append(call)
+            if not failures and plan.message:
+                async for event in self._message(plan.message, len(output), output):
+                    yield number(event)
+        except ImageForgeError as exc:
+            if isinstance(exc, GenerationCancelled) or cancel.is_set():
+                response.status = "cancelled"
+                response.output = output
+                self._save_later(p, response)
+                raise
+            failures.append(exc)
+        except (asyncio.CancelledError, GeneratorExit):  # the client went away mid-stream
+            cancel.set()
+            response.status = "cancelled"
+            response.output = output
+            self._save_later(p, response)
+            raise
+
+        response.output = output
+        response.usage = await asyncio.to_thread(self._usage, p, output)
+        response.completed_at = int(self.clock())
+        if not failures:
+            response.status = "completed"
+            await self._save(p, response)
+            yield number(ResponseCompletedEvent(response=response.model_copy()))
+            return
+        original = failures[0]
+        log.warning("[%s] response failed: %r", p.request_id, original)
+        response.status = "failed"
+        response.error = ResponseError(code=original.code or original.type, message=original.message)
+        await self._save(p, response)
+        if reraise and original.status >= 500:
+            raise original
+        yield number(ResponseFailedEvent(response=response.model_copy()))
+
+    async def _image_call(
+        self,
+        p: PreparedResponse,
+        plan: Plan,
+        call: ImageGenerationCall,
+        index: int,
+        cancel: threading.Event,
+        failures: list[ImageForgeError],
+    ) -> AsyncGenerator[ResponseEvent | str]:
+        """One image call's events; ``call`` is updated in place (``completed`` with its result, or ``failed``
+        with its error also appended to ``failures``)."""
+        assert p.tool is not None and p.image_model is not None and plan.image_prompt is not None
+        edit = plan.action == "edit" and p.source is not None
+        call.action = "edit" if edit else "generate"
+        source_size = None
+        init = mask = None
+        if edit:
+            assert p.source is not None
+            init, mask = await asyncio.to_thread(self._edit_inputs, p.source, p.tool)
+            source_size = f"{init.width}x{init.height}"
+        resolved = self._resolve_tool(p.tool, p.image_model, plan.image_prompt, source_size)
+        params = dataclasses.replace(resolved.params, request_id=p.request_id)
+        if edit:
+            strength = max(EDIT_STRENGTH[p.tool.input_fidelity or "low"], 1 / params.steps)
+            params = dataclasses.replace(params, init_image=init, mask=mask, strength=strength)
+        resolved = dataclasses.replace(resolved, params=params)
+        call.background = params.background
+        call.output_format = resolved.output_format
+        call.quality = resolved.quality
+        call.size = resolved.size
+        call.revised_prompt = plan.image_prompt
+        log.info("[%s] image_generation_call %s action=%s model=%s size=%s quality=%s", p.request_id, call.id,
+                 call.action, p.image_model, call.size, call.quality)  # fmt: skip
+        yield ResponseOutputItemAddedEvent(output_index=index, item=call.model_copy())
+        yield ResponseImageGenCallInProgressEvent(item_id=call.id, output_index=index)
+        yield ResponseImageGenCallGeneratingEvent(item_id=call.id, output_index=index)
+        partials = (p.tool.partial_images or 0) if p.stream else 0
+        resolved = dataclasses.replace(resolved, partial_images=partials)
+        try:
+            async with aclosing(self.images.stream(resolved, {"prompt": plan.image_prompt}, cancel=cancel)) as run:
+                async for event in run:
+                    if isinstance(event, str):
+                        yield KEEPALIVE
+                    elif isinstance(event, ImageGenPartialImageEvent):
+                        yield ResponseImageGenCallPartialImageEvent(
+                            item_id=call.id, output_index=index, partial_image_index=event.partial_image_index,
+                            partial_image_b64=event.b64_json, background=event.background,
+                            output_format=event.output_format, quality=event.quality, size=event.size,
+                        )  # fmt: skip
+                    elif isinstance(event, ImageGenCompletedEvent):
+                        call.result = event.b64_json
+        except GenerationCancelled:
+            raise
+        except ImageForgeError as exc:
+            call.status = "failed"
+            call.error = ImageGenerationCallError(code=exc.code, message=exc.message, param=exc.param, type=exc.type)
+            failures.append(exc)
+            yield ResponseOutputItemDoneEvent(output_index=index, item=call.model_copy())
+            return
+        call.status = self.finished_status  # never "generating" without a result: the result is set above
+        yield ResponseImageGenCallCompletedEvent(item_id=call.id, output_index=index)
+        yield ResponseOutputItemDoneEvent(output_index=index, item=call.model_copy())
+
+    @staticmethod
+    def _edit_inputs(source: ConversationImage, tool: ImageGenerationTool) -> tuple[Any, Any]:
+        """Decode the image to edit and the mask (blocking; a worker thread). Mask: transparent = repaint."""
+        decode = decode_data_url if source.is_data_url else decode_base64_image
+        init = decode(source.data, source.param)
+        mask = None
+        if tool.input_image_mask is not None and tool.input_image_mask.image_url is not None:
+            m = decode_data_url(tool.input_image_mask.image_url, "tools[0].input_image_mask.image_url")
+            if m.size != init.size:
+                raise InvalidRequestError(
+                    f"The mask is {m.width}x{m.height} but the image to edit is {init.width}x{init.height}; they "
+                    "must be the same size.",
+                    param="tools",
+                )
+            mask = repaint_mask(m)
+        return init, mask
+
+    async def _message(self, text: str, index: int, output: list[OutputItem]) -> AsyncGenerator[ResponseEvent]:
+        msg = ResponseOutputMessage(id=new_id("msg"), status="in_progress", content=[])
+        yield ResponseOutputItemAddedEvent(output_index=index, item=msg.model_copy())
+        yield ResponseContentPartAddedEvent(item_id=msg.id, output_index=index, part=OutputText(text=""))
+        yield ResponseTextDeltaEvent(item_id=msg.id, output_index=index, delta=text)
+        yield ResponseTextDoneEvent(item_id=msg.id, output_index=index, text=text)
+        yield ResponseContentPartDoneEvent(item_id=msg.id, output_index=index, part=OutputText(text=text))
+        msg.status = "completed"
+        msg.content = [OutputText(text=text)]
+        output.append(msg)
+        yield ResponseOutputItemDoneEvent(output_index=index, item=msg.model_copy())
+
+    def _usage(self, p: PreparedResponse, output: list[OutputItem]) -> ResponseUsage:
+        """The mainline model's tokens: what it read (instructions and conversation text) and what it wrote (the
+        image prompt and the message), counted with the shipped WordPiece tokenizer (serving/usage.py)."""
+        read = [p.request.instructions or "", *(t.text for t in p.turns)]
+        written = []
+        for item in output:
+            if isinstance(item, ImageGenerationCall):
+                written.append(item.revised_prompt or "")
+            else:
+                written += [c.text for c in item.content]
+        n_in = self.tokens.count("\n".join(read))
+        n_out = self.tokens.count("\n".join(written))
+        return ResponseUsage(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out)
+
+    # 3. Storage ----------------------------------------------------------------------------------------------------
+
+    async def _save(self, p: PreparedResponse, response: Response) -> None:
+        if p.store:
+            await asyncio.to_thread(self.store.save, response.model_dump(mode="json"), p.input_items)
+
+    def _save_later(self, p: PreparedResponse, response: Response) -> None:
+        """Record a cancelled response without awaiting (the task is being torn down)."""
+        if p.store:
+            doc = response.model_dump(mode="json")
+            asyncio.get_running_loop().run_in_executor(None, self.store.save, doc, p.input_items)
+
+    async def retrieve(self, response_id: str) -> dict[str, Any]:
+        found = await asyncio.to_thread(self.store.get, response_id)
+        if found is None:
+            raise NotFoundError(f"Response with id '{response_id}' not found.")
+        return found
+
+    async def input_items(self, response_id: str) -> list[dict[str, Any]]:
+        found = await asyncio.to_thread(self.store.input_items, response_id)
+        if found is None:
+            raise NotFoundError(f"Response with id '{response_id}' not found.")
+        return found
+
+    async def delete(self, response_id: str) -> None:
+        if not await asyncio.to_thread(self.store.delete, response_id):
+            raise NotFoundError(f"Response with id '{response_id}' not found.")
+
+
+def _tool_error(message: str, code: str = "invalid_value") -> InvalidRequestError:
+    return InvalidRequestError(f"Invalid image_generation tool (tools[0]): {message}", param="tools", code=code)
+
+
+def _check_metadata(metadata: Mapping[str, Any] | None) -> None:
+    if metadata is None:
+        return
+    pairs, key_max, value_max = _METADATA_LIMITS
+    if len(metadata) > pairs:
+        raise InvalidRequestError(f"'metadata' may hold at most {pairs} pairs.", param="metadata")
+    for key, value in metadata.items():
+        if len(key) > key_max:
+            raise InvalidRequestError(f"metadata keys may be at most {key_max} characters.", param="metadata")
+        if not isinstance(value, str) or len(value) > value_max:
+            raise InvalidRequestError(
+                f"metadata values must be strings of at most {value_max} characters.", param="metadata"
+            )
+
+
+def _check_text(text: Mapping[str, Any] | None) -> None:
+    fmt = (text or {}).get("format") or {}
+    if fmt.get("type", "text") != "text":
+        raise UnsupportedParameterError(
+            f"text.format {fmt.get('type')!r} is not supported: the planners answer plain text.", param="text.format"
+        )
+
+
+def _check_images(images: list[ConversationImage]) -> None:
+    """Decode each new input image once (blocking; a worker thread), so a broken one is a 400 naming it."""
+    for image in images:
+        (decode_data_url if image.is_data_url else decode_base64_image)(image.data, image.param)
