@@ -38,3 +38,24 @@ def test_curl_example(server: Server) -> None:
     out = subprocess.run(shlex.split(cmd), capture_output=True, text=True, timeout=300, check=True).stdout
     body = json.loads(out)
     assert body["data"][0]["url"].startswith(server.v1) and "natural" in body["data"][0]["revised_prompt"]
+
+
+def test_streaming_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = _block("python", "partial_images=2").replace("http://127.0.0.1:8000/v1", server.v1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    with Image.open(tmp_path / "star.png") as img:
+        assert img.size == (1024, 1024)
+
+
+def test_responses_snippet(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _block("python", "client.responses.create").replace("http://127.0.0.1:8000/v1", server.v1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"ig_[0-9a-f]{32} completed generate a red heart", out[0]), out
+    assert out[1:] == ["preview 0", "completed"]
+    with Image.open(tmp_path / "blue-heart.png") as img:
+        assert img.size == (1024, 1024)

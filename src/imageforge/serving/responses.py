@@ -105,7 +105,6 @@ class PreparedResponse:
     input_items: list[dict[str, Any]]  # normalised, as stored
     turns: list[Turn]  # the whole conversation, oldest first
     tool: ImageGenerationTool | None
-    tool_index: int
     image_model: str | None
     context: PlanContext
     source: ConversationImage | None  # the image an edit would start from
@@ -220,7 +219,7 @@ class ResponsesService:
             request_id, req.model, tool is not None, choice, image_model, req.previous_response_id, len(turns),
             bool(req.stream), req.store is not False,
         )  # fmt: skip
-        return PreparedResponse(req, response, input_items, turns, tool, 0, image_model, context, source, request_id)
+        return PreparedResponse(req, response, input_items, turns, tool, image_model, context, source, request_id)
 
     @staticmethod
     def _tool_choice(value: str | dict[str, Any] | None, tool: ImageGenerationTool | None) -> Any:
@@ -316,7 +315,8 @@ class ResponsesService:
 
     async def create(self, prepared: PreparedResponse, cancel: threading.Event) -> Response:
         """A non-streaming request: the same events, drained; the final response. A failed image call whose
-        error is the server's (5xx) is raised as that error; a client-caused failure is a failed response."""
+        error is the server's (5xx) or a full queue (429) is raised as that error; any other failure is a failed
+        response."""
         final: Response | None = None
         async for event in self.events(prepared, cancel, reraise=True):
             if isinstance(event, ResponseCompletedEvent | ResponseFailedEvent):
@@ -383,8 +383,8 @@ class ResponsesService:
         response.status = "failed"
         response.error = ResponseError(code=original.code or original.type, message=original.message)
         await self._save(p, response)
-        if reraise and original.status >= 500:
-            raise original
+        if reraise and (original.status >= 500 or original.status == 429):
+            raise original  # a non-streaming client gets the status it can act on (retry), not a failed response
         yield number(ResponseFailedEvent(response=response.model_copy()))
 
     async def _image_call(

@@ -24,9 +24,9 @@ async def create_response(request: Request) -> Response:
     body = await read_json_object(request, state.settings.max_responses_body_bytes)
     prepared = await state.responses.prepare(body, request_id(request))  # errors here are plain JSON 400s
     cancel = threading.Event()
+    if prepared.image_model is not None and prepared.context.tool_offered:
+        state.engines.worker(prepared.image_model).admit()  # a full queue is a 429 before any work or byte
     if prepared.stream:
-        if prepared.image_model is not None and prepared.context.tool_offered:
-            state.engines.worker(prepared.image_model).admit()  # a full queue is a 429 before the first byte
         events = state.responses.events(prepared, cancel)
         return StreamingResponse(
             sse_frames(events, request_id(request), style="responses"),
