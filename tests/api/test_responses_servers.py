@@ -170,3 +170,28 @@ def test_disconnect_cancels_the_image_call(tmp_path: Path) -> None:
         assert "cancelled: the client went away" in s.log()
         quick = s.client().responses.create(model="gpt-5", input="draw a cat", tools=tools())
         assert _call(quick.output).status == "completed"
+
+
+def test_engine_failure_fails_the_call_not_the_server(tmp_path: Path) -> None:
+    catalogue = tmp_path / "models.toml"
+    catalogue.write_text(
+        '[models."flaky"]\nengine = "fake"\nprofile = "gpt-image-1"\n'
+        '[models."flaky".options]\nfail_on = "boom"\nfail_after_steps = 1\n'
+    )
+    with serve(tmp_path / "data", "--config", str(catalogue)) as s:
+        body = {"model": "gpt-5", "input": "draw a boom", "tools": tools(model="flaky", partial_images=1)}
+        _, frames = raw_stream(s, body)
+        types = [t for t, _ in frames]
+        assert types[0] == "response.created" and types[-1] == "response.failed"
+        assert [d["sequence_number"] for _, d in frames] == list(range(len(frames)))
+        done = next(d["item"] for t, d in frames if t == "response.output_item.done")
+        assert done["status"] == "failed" and done["result"] is None
+        assert done["error"]["type"] == "server_error" and "fake engine failure" in done["error"]["message"]
+        failed = frames[-1][1]["response"]
+        assert failed["status"] == "failed" and failed["error"]["message"] == done["error"]["message"]
+        assert s.client().responses.retrieve(failed["id"]).status == "failed"
+        # Not streamed: the server's error as OpenAI's 500 envelope; then the engine serves the next request.
+        r = httpx.post(f"{s.v1}/responses", json=body, timeout=60)
+        assert r.status_code == 500 and r.json()["error"]["type"] == "server_error"
+        ok = s.client().responses.create(model="gpt-5", input="draw a cat", tools=tools(model="flaky"))
+        assert _call(ok.output).status == "completed"
