@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
 
-from imageforge.errors import InvalidRequestError, UnknownParameterError
+from imageforge.protocol.parsing import raise_validation_error
 
 __all__ = [
     "Image",
@@ -67,47 +67,12 @@ class ImageGenerateRequest(BaseModel):
     svg: dict[str, Any] | None = None
 
 
-_TYPE_LABELS = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "bool_type": "a boolean",
-    "dict_type": "an object",
-    "int_from_float": "an integer",
-}
-
-
 def parse_request(fields: Mapping[str, Any]) -> ImageGenerateRequest:
     """Fields -> the wire model, or the OpenAI-style 400 for the first problem, naming the parameter."""
     try:
         return ImageGenerateRequest.model_validate(dict(fields))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        if err["type"] == "extra_forbidden":
-            raise UnknownParameterError(f"Unknown parameter: '{param}'.", param=param) from None
-        if err["type"] == "missing":
-            raise InvalidRequestError(
-                f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-            ) from None
-        expected = _TYPE_LABELS.get(err["type"], "a valid value")
-        got = type(err.get("input")).__name__
-        raise InvalidRequestError(
-            f"Invalid type for '{param}': expected {expected}, but got {_json_type(got)} instead.",
-            param=param,
-            code="invalid_type",
-        ) from None
-
-
-def _json_type(python_type: str) -> str:
-    return {
-        "str": "a string",
-        "int": "an integer",
-        "float": "a decimal",
-        "bool": "a boolean",
-        "list": "an array",
-        "dict": "an object",
-        "NoneType": "null",
-    }.get(python_type, python_type)
+        raise_validation_error(exc)
 
 
 class Image(BaseModel):

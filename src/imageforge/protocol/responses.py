@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
-from imageforge.errors import InvalidRequestError, UnknownParameterError, UnsupportedParameterError
-from imageforge.protocol.images import _json_type
+from imageforge.errors import InvalidRequestError, UnsupportedParameterError
+from imageforge.protocol.parsing import json_type, raise_validation_error
 
 __all__ = [
     "ImageGenerationCall",
@@ -121,56 +121,13 @@ _UNSUPPORTED = {
     "prompt_cache_retention": "prompt caching is not available",
 }
 
-_TYPE_LABELS = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "bool_type": "a boolean",
-    "dict_type": "an object",
-    "list_type": "an array",
-    "float_type": "a number",
-    "int_from_float": "an integer",
-    "literal_error": "'image_generation'",
-}
-
-
-_UNION_BRANCHES = {"str", "int", "float", "bool"}  # pydantic names the branch of a union in ``loc``
-
-
-def _raise_validation(exc: ValidationError, prefix: str = "") -> None:
-    err = exc.errors()[0]
-    path = ""
-    for p in err["loc"]:
-        if isinstance(p, int):
-            path += f"[{p}]"
-        elif p not in _UNION_BRANCHES and "[" not in p and not p.startswith("function-"):
-            path += f".{p}" if path else p
-    param = f"{prefix}.{path}" if prefix and path else (prefix or path)
-    if err["type"] == "extra_forbidden":
-        raise UnknownParameterError(f"Unknown parameter: '{param}'.", param=param) from None
-    if err["type"] == "missing":
-        raise InvalidRequestError(
-            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-        ) from None
-    expected = _TYPE_LABELS.get(err["type"], "a valid value")
-    if err["type"] == "literal_error":
-        raise InvalidRequestError(
-            f"Invalid value for '{param}': expected {expected}.", param=param, code="invalid_value"
-        ) from None
-    raise InvalidRequestError(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(type(err.get('input')).__name__)} "
-        "instead.",
-        param=param,
-        code="invalid_type",
-    ) from None
-
 
 def parse_create_request(fields: Mapping[str, Any]) -> ResponseCreateRequest:
     """Fields -> the wire model, or the OpenAI-style 400 for the first problem, naming the parameter."""
     try:
         req = ResponseCreateRequest.model_validate(dict(fields))
     except ValidationError as exc:
-        _raise_validation(exc)
-        raise  # unreachable: _raise_validation always raises
+        raise_validation_error(exc)
     for name, why in _UNSUPPORTED.items():
         value = getattr(req, name)
         if value is not None and value is not False:
@@ -183,7 +140,7 @@ def parse_tool(value: Any, index: int) -> ImageGenerationTool:
     where = f"tools[{index}]"
     if not isinstance(value, dict):
         raise InvalidRequestError(
-            f"Invalid type for '{where}': expected an object, but got {_json_type(type(value).__name__)} instead.",
+            f"Invalid type for '{where}': expected an object, but got {json_type(value)} instead.",
             param=where,
             code="invalid_type",
         )
@@ -196,8 +153,7 @@ def parse_tool(value: Any, index: int) -> ImageGenerationTool:
     try:
         return ImageGenerationTool.model_validate(value)
     except ValidationError as exc:
-        _raise_validation(exc, where)
-        raise
+        raise_validation_error(exc, where)
 
 
 # --- input items (reference §4.6) ---------------------------------------------------------------------------------
