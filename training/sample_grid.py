@@ -1,5 +1,7 @@
 """Sample a labelled grid of prompts x seeds from exported weights (a training check, and the README gallery).
 
+python training/sample_grid.py --out docs/gallery.png                      # the README gallery
+
 python training/export.py --run training/runs/v1 --dest /tmp/v1-weights   # (copy text_encoder/, tokenizer/)
 python training/sample_grid.py --weights /tmp/v1-weights --out grid.png
 """
@@ -15,21 +17,24 @@ from imageforge.engines.embedded.config import WEIGHTS_DIR
 from imageforge.engines.embedded.engine import EmbeddedEngine
 from imageforge.params import GenerationParams
 
+# The README gallery: training captions, paraphrases worded unlike any caption (benchmarks/quality_prompts), and
+# colour/object combinations.
 DEFAULT_PROMPTS = [
     "red apple",
-    "a red heart",
-    "a blue heart",
-    "a green heart",
-    "smiling face",
     "cat face",
     "rocket",
     "house",
-    "sun",
     "pizza",
-    "a yellow star",
-    "a purple rocket",
-    "a green cat",
-    "a cup of hot coffee",
+    "a ripe crimson apple",
+    "a spaceship blasting off",
+    "flames burning",
+    "a triangular cheesy pepperoni slice",
+    "a beef patty in a sesame bun",
+    "a blue heart",
+    "a green star",
+    "a purple balloon",
+    "a yellow fish",
+    "a pink umbrella",
 ]
 
 

@@ -7,6 +7,7 @@ the centred square), keeps or flattens the alpha the model drew, and runs image-
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -74,6 +75,7 @@ class EmbeddedEngine:
         self._text: Any = None
         self._sampler: Any = None
         self._uncond: Any = None
+        self._upscaler: Any = None
 
     @property
     def capabilities(self) -> EngineCapabilities:
@@ -89,11 +91,16 @@ class EmbeddedEngine:
         self._text = TextEncoder(self.weights_dir, self.config.max_tokens, self.device)
         unet = load_unet(self.config, self.weights_dir).to(self.device)
         self._sampler = Sampler(unet, self.config, self.device)
+        upscaler = json.loads((self.weights_dir / "model.json").read_text()).get("upscaler")
+        if upscaler is not None:  # weights made before issue 5 have none: plain resampling then
+            from imageforge.engines.embedded.upscaler import load_upscaler
+
+            self._upscaler = load_upscaler(self.weights_dir, upscaler["config"]).to(self.device)
         self._uncond = self._text.encode([""])
         log.info("embedded model loaded from %s", self.weights_dir)
 
     def close(self) -> None:
-        self._text = self._sampler = self._uncond = None
+        self._text = self._sampler = self._uncond = self._upscaler = None
 
     # -- generation ---------------------------------------------------------------------------------------
 
@@ -184,7 +191,13 @@ class EmbeddedEngine:
 
     def _postprocess(self, p: GenerationParams, x: Any) -> Image.Image:
         """(C, S, S) model output in [-1, 1] -> the final image at exactly p.width x p.height."""
-        arr = ((x.float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).cpu().numpy()  # (S, S, 4) premultiplied
+        x = (x.float().clamp(-1, 1) + 1) / 2  # (4, S, S) premultiplied in [0, 1]
+        if self._upscaler is not None and max(p.width, p.height) > x.shape[-1]:
+            import torch
+
+            with torch.inference_mode():
+                x = self._upscaler(x[None].to(self.device))[0]  # (4, 4S, 4S): crisp edges, not resampled blur
+        arr = x.permute(1, 2, 0).cpu().numpy()  # (S', S', 4) premultiplied
         art = fit_square(premultiplied_to_image(arr), p.width, p.height)
         if p.init_image is not None:
             original = p.init_image.convert("RGBA").resize((p.width, p.height), Image.Resampling.LANCZOS)
