@@ -52,8 +52,9 @@ def export(run: Path, dest: Path = WEIGHTS_DIR, resume_out: Path | None = None) 
     state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     if dest.resolve() != WEIGHTS_DIR.resolve():
         # A complete weights directory elsewhere (for checks): the text encoder is the package's.
-        for part in ("text_encoder", "tokenizer"):
-            shutil.copytree(WEIGHTS_DIR / part, dest / part, dirs_exist_ok=True)
+        for part in ("text_encoder", "tokenizer", "upscaler"):  # trained separately; kept as they are
+            if (WEIGHTS_DIR / part).is_dir():
+                shutil.copytree(WEIGHTS_DIR / part, dest / part, dirs_exist_ok=True)
     cfg = EmbeddedModelConfig.from_dict(state["config"])
     (dest / "unet").mkdir(parents=True, exist_ok=True)
     weights = {k: v.half().contiguous() for k, v in state["ema"].items()}
@@ -77,6 +78,9 @@ def export(run: Path, dest: Path = WEIGHTS_DIR, resume_out: Path | None = None) 
             if p.is_file()
         },
     }
+    upscaler = json.loads((WEIGHTS_DIR / "model.json").read_text()).get("upscaler")
+    if upscaler is not None:  # the upscaler's own provenance (training/train_upscaler.py)
+        meta["upscaler"] = upscaler
     (dest / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
     if resume_out is not None:
         # Optimiser moments in bf16 halve the file; resuming from them is indistinguishable in practice.

@@ -15,6 +15,7 @@ against bicubic upsampling.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -149,6 +150,9 @@ def export(run: Path) -> None:
             "held_out_psnr_bicubic": round(saved["metrics"]["psnr_bicubic"], 2),
         },
     }
+    meta.setdefault("files_sha256", {})["upscaler/upscaler.safetensors"] = hashlib.sha256(
+        (out / "upscaler.safetensors").read_bytes()
+    ).hexdigest()
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta["upscaler"], indent=2))
 
