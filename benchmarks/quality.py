@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import dataclasses
 import json
 import math
 import time
@@ -280,8 +281,10 @@ def edge_sharpness(img: Image.Image, edges: np.ndarray | None = None) -> tuple[f
 
 
 class Generator:
-    def __init__(self, quality: str) -> None:
-        self.engine = EmbeddedEngine()
+    def __init__(self, quality: str, reference_start: float | None = None, weights: Path | None = None) -> None:
+        self.engine = EmbeddedEngine(weights_dir=weights)
+        if reference_start is not None:  # a sampling setting, swept without re-exporting (BENCHMARKS.md)
+            self.engine.config = dataclasses.replace(self.engine.config, reference_start=reference_start)
         self.engine.load()
         self.steps = self.engine.capabilities.quality_steps[quality]
         self.size = self.engine.config.image_size
@@ -303,7 +306,13 @@ def classify(net: ConceptNet, images: list[Image.Image]) -> torch.Tensor:
     return net(x)
 
 
-def evaluate(quality: str, only: set[str] | None = None) -> dict[str, Any]:
+def evaluate(
+    quality: str,
+    only: set[str] | None = None,
+    concepts: int = 200,
+    reference_start: float | None = None,
+    weights: Path | None = None,
+) -> dict[str, Any]:
     """Every measure, or the ``only`` ones: cas (with novelty), paraphrases, binding, sharpness."""
 
     def wanted(name: str) -> bool:
@@ -311,15 +320,16 @@ def evaluate(quality: str, only: set[str] | None = None) -> dict[str, Any]:
 
     data = load_data()
     net = load_classifier(len(data.labels))
-    gen = Generator(quality)
+    gen = Generator(quality, reference_start, weights)
     index = {label: i for i, label in enumerate(data.labels)}
-    out: dict[str, Any] = {"quality": quality, "steps": gen.steps, "seeds": SEEDS}
+    out: dict[str, Any] = {"quality": quality, "steps": gen.steps, "seeds": SEEDS, "concepts": concepts}
+    out["reference_start"] = gen.engine.config.reference_start if gen.engine.config.reference_images else None
     t0 = time.time()
 
     # 1. CAS over 200 concepts x 4 seeds (also kept for the novelty check).
     samples: list[Image.Image] = []
     hits: list[bool] = []
-    for c in cas_concepts(data) if wanted("cas") else []:
+    for c in cas_concepts(data)[:concepts] if wanted("cas") else []:
         images = gen.native(data.labels[c], seed=1000 + 10 * c)
         samples += images
         hits += topk_hits(classify(net, images), [{c}] * len(images), 5)
@@ -393,12 +403,15 @@ def main() -> None:
     ev.add_argument("--quality", default="medium")
     ev.add_argument("--json", type=Path)
     ev.add_argument("--only", nargs="+", choices=["cas", "paraphrases", "binding", "sharpness"])
+    ev.add_argument("--concepts", type=int, default=200, help="CAS over the first N of the 200 concepts (sweeps)")
+    ev.add_argument("--reference-start", type=float, help="override the model's reference_start")
+    ev.add_argument("--weights", type=Path, help="a weights directory other than the package's")
     ns = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if ns.command == "train-classifier":
         print(json.dumps(train_classifier(ns.epochs), indent=2))
         return
-    result = evaluate(ns.quality, set(ns.only) if ns.only else None)
+    result = evaluate(ns.quality, set(ns.only) if ns.only else None, ns.concepts, ns.reference_start, ns.weights)
     print(json.dumps(result, indent=2))
     if ns.json:
         ns.json.write_text(json.dumps(result, indent=2) + "\n")

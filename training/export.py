@@ -38,7 +38,7 @@ def _phases(run: Path) -> list[dict[str, object]]:
         return []
     starts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     first = starts[0]["args"]
-    keep = ("total_steps", "colour_weight", "colour_swap", "lr", "batch", "init_from")
+    keep = ("total_steps", "colour_weight", "colour_swap", "lr", "batch", "init_from", "references", "recolour")
     return [
         {
             "from_step": st["from_step"],
@@ -48,7 +48,25 @@ def _phases(run: Path) -> list[dict[str, object]]:
     ]
 
 
-def export(run: Path, dest: Path = WEIGHTS_DIR, resume_out: Path | None = None) -> dict:
+def write_references(data: Path, dest: Path) -> None:
+    """The retrieval index (engines/embedded/references.py): every caption's pooled vector from the shipped text
+    encoder, and the 32 px images of every concept."""
+    import numpy as np
+
+    from imageforge.engines.embedded.references import write_index
+    from imageforge.engines.embedded.text import TextEncoder
+
+    d = np.load(data)
+    meta = json.loads(bytes(d["meta_json"]))
+    offsets = d["caption_offsets"]
+    caption_concept = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    encoder = TextEncoder(WEIGHTS_DIR, 32)
+    captions = meta["captions"]
+    vectors = torch.cat([encoder.encode(captions[i : i + 256]).pooled for i in range(0, len(captions), 256)])
+    write_index(dest, vectors, caption_concept, d["images_32"], d["concept"], list(meta["labels"]))
+
+
+def export(run: Path, dest: Path = WEIGHTS_DIR, resume_out: Path | None = None, data: Path | None = None) -> dict:
     state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     if dest.resolve() != WEIGHTS_DIR.resolve():
         # A complete weights directory elsewhere (for checks): the text encoder is the package's.
@@ -60,6 +78,10 @@ def export(run: Path, dest: Path = WEIGHTS_DIR, resume_out: Path | None = None) 
     weights = {k: v.half().contiguous() for k, v in state["ema"].items()}
     path = dest / "unet" / "diffusion_pytorch_model.safetensors"
     save_file(weights, str(path), metadata={"format": "pt"})
+    if cfg.reference_images:
+        run_args = json.loads((run / "config.json").read_text()).get("args", {})
+        write_references(data or Path(run_args.get("data", "data/emoji.npz")), dest)
+    previous = json.loads((WEIGHTS_DIR / "model.json").read_text())
     meta = {
         "name": "imageforge-emoji",
         "config": json.loads(cfg.to_json()),
@@ -78,7 +100,14 @@ def export(run: Path, dest: Path = WEIGHTS_DIR, resume_out: Path | None = None) 
             if p.is_file()
         },
     }
-    upscaler = json.loads((WEIGHTS_DIR / "model.json").read_text()).get("upscaler")
+    init_from = meta["training"]["run_args"].get("init_from")  # type: ignore[index]
+    if init_from not in (None, "None"):
+        # Continued from shipped weights: keep where those came from (their own run, steps and phases).
+        earlier = previous["training"]
+        if earlier.get("run_args", {}).get("run") == meta["training"]["run_args"].get("run"):  # type: ignore[index]
+            earlier = earlier.get("continued_from")  # re-exporting the same run: keep what it continued
+        meta["training"]["continued_from"] = earlier  # type: ignore[index]
+    upscaler = previous.get("upscaler")
     if upscaler is not None:  # the upscaler's own provenance (training/train_upscaler.py)
         meta["upscaler"] = upscaler
     (dest / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -102,8 +131,9 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--dest", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--resume-out", type=Path, default=None)
+    ap.add_argument("--data", type=Path, default=None, help="data set for the retrieval index (default: the run's)")
     args = ap.parse_args()
-    print(json.dumps(export(args.run, args.dest, args.resume_out)["training"], indent=2))
+    print(json.dumps(export(args.run, args.dest, args.resume_out, args.data)["training"], indent=2))
 
 
 if __name__ == "__main__":

@@ -39,14 +39,25 @@ DEFAULT_PROMPTS = [
 
 
 def grid(engine: EmbeddedEngine, prompts: list[str], seeds: int, tile: int, steps: int) -> Image.Image:
-    label_w = 170
-    canvas = Image.new("RGB", (label_w + seeds * (tile + 4), len(prompts) * (tile + 4)), (255, 255, 255))
+    """Rows of prompts x seeds; for a retrieval-conditioned model, the retrieved concept's name under the prompt
+    and its reference images (the training images it was shown, at 32 px) after a gap, to compare against."""
+    label_w, gap, refs = 190, 24, 3
+    width = label_w + seeds * (tile + 4) + gap + refs * (tile + 4)
+    canvas = Image.new("RGB", (width, len(prompts) * (tile + 4)), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for row, prompt in enumerate(prompts):
         p = GenerationParams(prompt=prompt, width=tile, height=tile, steps=steps, seed=1000, n=seeds)
         images = engine.generate([p])[0].images
         y = row * (tile + 4)
-        draw.text((4, y + tile // 2 - 6), prompt, fill=(0, 0, 0))
+        draw.text((4, y + tile // 2 - 12), prompt, fill=(0, 0, 0))
+        retrieved = engine.retrieved(prompt)
+        if retrieved is not None:
+            name, shown = retrieved
+            draw.text((4, y + tile // 2 + 4), f"refs: {name}", fill=(110, 110, 110))
+            for k, ref in enumerate(shown[:refs]):
+                x = label_w + seeds * (tile + 4) + gap + k * (tile + 4)
+                small = Image.alpha_composite(Image.new("RGBA", ref.size, (235, 235, 235, 255)), ref.convert("RGBA"))
+                canvas.paste(small.convert("RGB").resize((tile, tile), Image.Resampling.NEAREST), (x, y))
         for i, img in enumerate(images):
             canvas.paste(img, (label_w + i * (tile + 4), y))
     return canvas

@@ -24,6 +24,8 @@ the step count and compute time come from ``model.json``, and the optimiser rest
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -37,6 +39,7 @@ import numpy as np
 import torch
 
 from colour_swap import HUES, hue_word, rotate_hue, swapped_captions  # training/ is the script's directory
+from imageforge.engines.embedded.colours import RECOLOURS, recolour, recolour_caption, saturated_share
 from imageforge.engines.embedded.config import WEIGHTS_DIR, EmbeddedModelConfig
 from imageforge.engines.embedded.network import build_unet, noise_schedule
 from imageforge.engines.embedded.text import TextEncoder
@@ -49,6 +52,28 @@ ARCH = EmbeddedModelConfig(
     down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
     up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
 )
+BLANK = -1.0  # a missing reference image: fully transparent (premultiplied RGBA 0 -> -1)
+
+
+def widen_conv_in(state: dict[str, torch.Tensor], in_channels: int) -> dict[str, torch.Tensor]:
+    """Give a text-only UNet's first convolution zero weights for the reference channels, so the widened network
+    starts out computing exactly what the shipped one did and learns to use the references from there."""
+    w = state["conv_in.weight"]  # (C, in, 3, 3)
+    if w.shape[1] < in_channels:
+        extra = torch.zeros(w.shape[0], in_channels - w.shape[1], *w.shape[2:], dtype=w.dtype)
+        state = {**state, "conv_in.weight": torch.cat([w, extra], dim=1)}
+    return state
+
+
+def pick_references(
+    i: int, by_concept: dict[int, list[int]], concept: np.ndarray, k: int, rng: random.Random
+) -> list[int]:
+    """``k`` images of image ``i``'s concept in *other* art styles (repeated when fewer exist; none -> [])."""
+    others = [j for j in by_concept[int(concept[i])] if j != i]
+    if not others:
+        return []
+    rng.shuffle(others)
+    return [others[n % len(others)] for n in range(k)]
 
 
 def encode_captions(captions: list[str], cfg: EmbeddedModelConfig, device: str) -> dict[str, torch.Tensor]:
@@ -68,9 +93,32 @@ def encode_captions(captions: list[str], cfg: EmbeddedModelConfig, device: str) 
     }
 
 
+def cached_captions(
+    path: Path, captions: list[str], extra: list[str], cfg: EmbeddedModelConfig, device: str
+) -> dict[str, torch.Tensor]:
+    """The data set's captions, "", then ``extra`` encoded; cached in the run directory (tens of thousands of
+    captions take minutes on a CPU), keyed by the texts and the text encoder's weights."""
+    key = hashlib.sha256(
+        json.dumps([captions, extra]).encode() + (WEIGHTS_DIR / "text_encoder" / "model.safetensors").read_bytes()
+    ).hexdigest()
+    if path.exists():
+        cached = torch.load(path, map_location=device, weights_only=True)
+        if cached.get("key") == key:
+            return {k: cached[k] for k in ("tokens", "mask", "pooled")}
+    emb = encode_captions(captions, cfg, device)
+    if extra:
+        more = encode_captions(extra, cfg, device)  # ends with its own empty caption, unused
+        emb = {k: torch.cat([emb[k], more[k][:-1]]) for k in emb}
+    save_atomic({"key": key, **{k: v.cpu() for k, v in emb.items()}}, path)
+    return emb
+
+
 def lr_at(step: int, base: float, warmup: int, total: int, warm_from: int = 0) -> float:
-    if step - warm_from < warmup:
-        return base * (step - warm_from + 1) / warmup * _cosine(step, warmup, total)
+    """Warm-up then cosine decay, both counted from ``warm_from`` (0, or the step a continued model ended at),
+    so a continuation gets a whole schedule of its own."""
+    step, total = step - warm_from, total - warm_from
+    if step < warmup:
+        return base * (step + 1) / warmup * _cosine(step, warmup, total)
     return base * _cosine(step, warmup, total)
 
 
@@ -116,6 +164,18 @@ def main() -> None:
         default=0.0,
         help="probability that an image whose label names one hue is recoloured to another hue, caption to match",
     )
+    ap.add_argument(
+        "--references",
+        type=int,
+        default=0,
+        help="reference images of the concept (other art styles) stacked on the input: retrieval conditioning",
+    )
+    ap.add_argument(
+        "--recolour",
+        type=float,
+        default=0.0,
+        help="probability that a coloured image is redrawn in one of ten colours, caption 'a <colour> <label>'",
+    )
     args = ap.parse_args()
     stop = {"asked": False}
     # SIGTERM: checkpoint at the end of the current step and exit, so a stopped run loses nothing.
@@ -128,7 +188,7 @@ def main() -> None:
     # 1. Data: premultiplied RGBA uint8 -> [-1, 1]; caption table per concept.
     data = np.load(args.data)
     meta = json.loads(bytes(data["meta_json"]))
-    cfg = ARCH
+    cfg = dataclasses.replace(ARCH, reference_images=args.references)
     images = torch.from_numpy(data[f"images_{cfg.image_size}"]).permute(0, 3, 1, 2).contiguous().to(dev)  # (N,4,S,S)
     concept = data["concept"]
     offsets = data["caption_offsets"]
@@ -143,11 +203,21 @@ def main() -> None:
         for target, texts in swapped_captions(label, hue_word(label) or "").items():
             swap_caps[(c, target)] = list(range(base + len(extra), base + len(extra) + len(texts)))
             extra += texts
-    emb = encode_captions(meta["captions"], cfg, dev)
+    # Recolouring (any image with enough coloured pixels, any of the ten colour words): captions encoded once.
+    colours = list(RECOLOURS)
+    recolourable = (saturated_share(images.float() / 127.5 - 1.0) > 0.3).cpu().numpy() if args.recolour else None
+    recolour_caps: dict[tuple[int, str], int] = {}
+    if args.recolour:
+        for c in sorted({int(c) for c in concept}):
+            for colour in colours:
+                recolour_caps[(c, colour)] = base + len(extra)
+                extra.append(recolour_caption(meta["labels"][c], colour))
+        print(f"{int(recolourable.sum())} images can be recoloured")
+    by_concept: dict[int, list[int]] = {}
+    for i, c in enumerate(concept.tolist()):
+        by_concept.setdefault(int(c), []).append(i)
     empty = len(meta["captions"])
-    if extra:
-        more = encode_captions(extra, cfg, dev)  # ends with its own empty caption, unused
-        emb = {k: torch.cat([emb[k], more[k][:-1]]) for k in emb}
+    emb = cached_captions(args.run / "captions.pt", meta["captions"], extra, cfg, dev)
     print(f"{sum(w is not None for w in words)} images can be colour-swapped ({len(extra)} extra captions)")
     # Colour-named concepts ("blue heart", "green circle", "red apple") are a small share of the data, and the
     # many uncoloured variants of the same objects teach "hearts are red"; weighting them up binds colour words.
@@ -171,7 +241,7 @@ def main() -> None:
         from safetensors.torch import load_file
 
         shipped = load_file(str(args.init_from / "unet" / "diffusion_pytorch_model.safetensors"))
-        unet.load_state_dict({k: v.float() for k, v in shipped.items()})
+        unet.load_state_dict(widen_conv_in({k: v.float() for k, v in shipped.items()}, unet.config.in_channels))
         ema.load_state_dict(unet.state_dict())
         info = json.loads((args.init_from / "model.json").read_text())["training"]
         step, trained_seconds = int(info["steps"]), float(info["trained_minutes"]) * 60
@@ -209,10 +279,15 @@ def main() -> None:
             idx = torch.randint(0, len(images), (args.batch,))
         else:
             idx = torch.multinomial(weights, args.batch, replacement=True)
-        cap, shift = [], []
+        cap, shift, paint, refs = [], [], [], []
         for i in idx.tolist():
-            c, word, turn = int(concept[i]), words[i], 0.0
-            if word is not None and rng.random() < args.colour_swap:
+            c, word, turn, colour = int(concept[i]), words[i], 0.0, None
+            drop = rng.random() < args.cfg_drop  # the unguided branch: no caption and no references
+            refs.append([] if drop else pick_references(i, by_concept, concept, args.references, rng))
+            if recolourable is not None and recolourable[i] and rng.random() < args.recolour:
+                colour = rng.choice(colours)
+                cap.append(empty if drop else recolour_caps[(c, colour)])
+            elif word is not None and rng.random() < args.colour_swap:
                 target = rng.choice([h for h in HUES if h != word])
                 turn = HUES[target] - HUES[word]
                 choices = swap_caps[(c, target)]
@@ -220,10 +295,19 @@ def main() -> None:
             else:
                 cap.append(empty if rng.random() < args.cfg_drop else rng.randrange(offsets[c], offsets[c + 1]))
             shift.append(turn)
+            paint.append(colour)
         cap_t = torch.tensor(cap, device=dev)
         x0 = images[idx.to(dev)].float() / 127.5 - 1.0  # (B, 4, S, S)
         if any(shift):
             x0 = rotate_hue(x0, torch.tensor(shift, device=dev))
+        chosen = [k for k, colour in enumerate(paint) if colour is not None]
+        if chosen:
+            x0[chosen] = recolour(x0[chosen], [paint[k] for k in chosen])
+        # References keep their own colours: shape comes from them, colour words from the caption.
+        ref_x = torch.full((args.batch, 4 * args.references, cfg.image_size, cfg.image_size), BLANK, device=dev)
+        for k, r in enumerate(refs):
+            if r:
+                ref_x[k] = (images[torch.tensor(r, device=dev)].float() / 127.5 - 1.0).flatten(0, 1)
         tokens = emb["tokens"][cap_t].float()  # (B, T, D)
         mask = emb["mask"][cap_t]  # (B, T)
         pooled = emb["pooled"][cap_t]  # (B, D)
@@ -240,7 +324,8 @@ def main() -> None:
 
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lr, args.warmup, args.total_steps, warm_from)
-        pred = unet(xt, t, encoder_hidden_states=tokens, encoder_attention_mask=mask, class_labels=pooled).sample
+        net_in = torch.cat([xt, ref_x], dim=1) if args.references else xt
+        pred = unet(net_in, t, encoder_hidden_states=tokens, encoder_attention_mask=mask, class_labels=pooled).sample
         loss = ((pred - v) ** 2).mean(dim=(1, 2, 3))
         loss = (loss * weight).mean()
         opt.zero_grad(set_to_none=True)

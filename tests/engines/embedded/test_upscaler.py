@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -66,3 +67,16 @@ def test_weights_without_an_upscaler_still_load(tmp_path: Path) -> None:
     engine = EmbeddedEngine(weights_dir=weights)
     image = engine.generate([GenerationParams(prompt="a cat", width=256, height=256, steps=2, seed=1)])[0].images[0]
     assert image.size == (256, 256)
+
+
+def test_alpha_noise_is_snapped_and_colour_kept() -> None:
+    from imageforge.engines.embedded.engine import _clean_alpha
+
+    straight = np.array([0.8, 0.4, 0.2])
+    alphas = np.array([0.0, 0.1, 0.5, 0.9, 1.0])
+    arr = np.concatenate([straight[None] * alphas[:, None], alphas[:, None]], axis=1)[None]  # (1, 5, 4)
+    out = _clean_alpha(arr)[0]
+    assert out[:, 3].tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0])  # haze gone, body solid, edge kept
+    for px in out[2:]:
+        assert px[:3] / px[3] == pytest.approx(straight)  # the same colour, un-premultiplied
+    assert out[1].tolist() == [0.0, 0.0, 0.0, 0.0]

@@ -33,6 +33,13 @@ class EmbeddedModelConfig:
     # embedding through diffusers' "projection" class embedding).
     text_dim: int = 384
     max_tokens: int = 32
+    # Retrieval-augmented conditioning (issue 5): the denoiser also sees this many 32 px reference images of the
+    # prompt's nearest concept (references.py), stacked on its input channels. 0 = text only (weights before it).
+    reference_images: int = 0
+    # Text-to-image with references starts from their (recoloured) mean noised to this share of the schedule
+    # instead of pure noise (1.0): the layout comes from the concept, the drawing from the denoiser. Chosen by
+    # measurement (BENCHMARKS.md, "Embedded model quality").
+    reference_start: float = 0.85
     # Diffusion process.
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
@@ -45,7 +52,7 @@ class EmbeddedModelConfig:
         """Arguments for ``diffusers.UNet2DConditionModel``."""
         return {
             "sample_size": self.image_size,
-            "in_channels": self.channels,
+            "in_channels": self.channels * (1 + self.reference_images),
             "out_channels": self.channels,
             "block_out_channels": tuple(self.block_out_channels),
             "layers_per_block": self.layers_per_block,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class EmbeddedEngine:
         self._sampler: Any = None
         self._uncond: Any = None
         self._upscaler: Any = None
+        self._references: Any = None
 
     @property
     def capabilities(self) -> EngineCapabilities:
@@ -96,11 +98,15 @@ class EmbeddedEngine:
             from imageforge.engines.embedded.upscaler import load_upscaler
 
             self._upscaler = load_upscaler(self.weights_dir, upscaler["config"]).to(self.device)
+        if self.config.reference_images:
+            from imageforge.engines.embedded.references import ReferenceIndex
+
+            self._references = ReferenceIndex.load(self.weights_dir)
         self._uncond = self._text.encode([""])
         log.info("embedded model loaded from %s", self.weights_dir)
 
     def close(self) -> None:
-        self._text = self._sampler = self._uncond = self._upscaler = None
+        self._text = self._sampler = self._uncond = self._upscaler = self._references = None
 
     # -- generation ---------------------------------------------------------------------------------------
 
@@ -118,6 +124,7 @@ class EmbeddedEngine:
         # Negative prompts replace the empty prompt on the unguided branch, so guidance steers away from them.
         negatives = [self._text.encode([p.negative_prompt]) if p.negative_prompt else self._uncond for p in batch]
         inits = [self._model_inputs(p) for p in batch]
+        concepts = [self._concept(p.prompt) for p in batch]
         finals: list[list[Image.Image | None]] = [[None] * p.n for p in batch]
         chunks = plan_chunks(batch, self._caps.max_batch)
         steps_per_chunk = p0.denoising_steps
@@ -128,9 +135,17 @@ class EmbeddedEngine:
             uncond = _stack_rows([negatives[s.request] for s in chunk]) if p0.negative_prompt else self._uncond
             init, mask = _stack_inits([inits[s.request] for s in chunk])
             seeds = [batch[s.request].seed + s.image for s in chunk]
+            refs = self._reference_tensor([concepts[s.request] for s in chunk], seeds)
+            schedule, strength = p0.steps, p0.strength
+            if init is None and refs is not None and self.config.reference_start < 1.0:
+                init = self._reference_start(refs, [batch[s.request].prompt for s in chunk])
+                # Run exactly the requested number of steps (quality = network evaluations), over the tail of a
+                # longer schedule that begins at the reference_start noise level.
+                schedule = math.ceil(p0.steps / self.config.reference_start)
+                strength = (p0.steps + 0.5) / schedule  # the sampler runs int(schedule * strength) == steps
             current: dict[tuple[int, int], Any] = {}
             last: Any = None
-            run = self._sampler.run(cond, uncond, seeds, p0.steps, guidance, init, mask, p0.strength)
+            run = self._sampler.run(cond, uncond, seeds, schedule, guidance, init, mask, strength, refs)
             for st in run:
                 done += 1
                 for k, slot in enumerate(chunk):
@@ -145,6 +160,52 @@ class EmbeddedEngine:
             make_result(p, [im for im in imgs if im is not None], self._used_prompt(p.prompt))
             for p, imgs in zip(batch, finals, strict=True)
         ]
+
+    def _concept(self, prompt: str) -> int | None:
+        """The nearest known concept to the prompt (retrieval conditioning), or None without an index."""
+        if self._references is None:
+            return None
+        from imageforge.engines.embedded.references import retrieval_query
+
+        concept = self._references.nearest(self._text.encode([retrieval_query(prompt)]).pooled[0])
+        log.debug("prompt retrieves concept %r", self._references.labels[concept])
+        return int(concept)
+
+    def retrieved(self, prompt: str) -> tuple[str, list[Image.Image]] | None:
+        """The concept a prompt retrieves and its reference images (galleries, debugging); None for a text-only
+        model."""
+        self.load()
+        concept = self._concept(prompt)
+        if concept is None:
+            return None
+        index = self._references
+        own = np.flatnonzero(index.image_concept == concept)
+        return str(index.labels[concept]), [premultiplied_to_image(index.images[i] / 255.0) for i in own]
+
+    def _reference_start(self, refs: Any, prompts: list[str]) -> Any:
+        """Where text-to-image starts: the mean of each image's references, recoloured to its prompt's colour."""
+        import torch
+
+        from imageforge.engines.embedded.colours import prompt_colour, recolour
+
+        b, s = refs.shape[0], self.config.image_size
+        start = refs.view(b, self.config.reference_images, self.config.channels, s, s).mean(1)  # (B, 4, S, S)
+        colours = [prompt_colour(p) for p in prompts]
+        chosen = [i for i, c in enumerate(colours) if c is not None]
+        if chosen:
+            start = start.clone()
+            start[chosen] = recolour(start[chosen], [str(colours[i]) for i in chosen])
+        return torch.clamp(start, -1.0, 1.0)
+
+    def _reference_tensor(self, concepts: list[int | None], seeds: list[int]) -> Any:
+        """(B, 4k, S, S) reference images, each image's own choice of art styles by its seed (so a batched image
+        equals the same image made alone); None for a text-only model."""
+        if self._references is None:
+            return None
+        import torch
+
+        k, index = self.config.reference_images, self._references
+        return torch.stack([index.tensor(index.pick(c, seed, k)) for c, seed in zip(concepts, seeds, strict=True)])
 
     def _used_prompt(self, prompt: str) -> str:
         """The part of the prompt the text encoder saw (it truncates to ``max_tokens``)."""
@@ -197,7 +258,7 @@ class EmbeddedEngine:
 
             with torch.inference_mode():
                 x = self._upscaler(x[None].to(self.device))[0]  # (4, 4S, 4S): crisp edges, not resampled blur
-        arr = x.permute(1, 2, 0).cpu().numpy()  # (S', S', 4) premultiplied
+        arr = _clean_alpha(x.permute(1, 2, 0).cpu().numpy())  # (S', S', 4) premultiplied
         art = fit_square(premultiplied_to_image(arr), p.width, p.height)
         if p.init_image is not None:
             original = p.init_image.convert("RGBA").resize((p.width, p.height), Image.Resampling.LANCZOS)
@@ -210,6 +271,20 @@ class EmbeddedEngine:
                 mask = ImageChops.multiply(mask, masked)
             art = blend(art, original, mask)
         return flatten(art, p.background)
+
+
+# Alpha below ALPHA_LOW is noise around the drawing (transparent), above ALPHA_HIGH the drawing (opaque); between
+# them the edge, stretched to the full range. Emoji art is opaque shapes on nothing, so a faint haze or a slightly
+# see-through body are sampling noise, not intent; the anti-aliased edge itself survives.
+ALPHA_LOW, ALPHA_HIGH = 0.15, 0.85
+
+
+def _clean_alpha(arr: np.ndarray) -> np.ndarray:
+    """Premultiplied (H, W, 4) in [0, 1] with alpha's noise floor and ceiling snapped to 0 and 1, colour kept."""
+    a = arr[..., 3:4]
+    clean = np.clip((a - ALPHA_LOW) / (ALPHA_HIGH - ALPHA_LOW), 0.0, 1.0)
+    scale = np.where(a > 1e-4, clean / np.maximum(a, 1e-4), 0.0)  # premultiplied colour follows its alpha
+    return np.concatenate([np.clip(arr[..., :3] * scale, 0.0, clean), clean], axis=-1)
 
 
 def _stack_rows(embeds: list[Any]) -> Any:

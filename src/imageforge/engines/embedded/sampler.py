@@ -58,12 +58,15 @@ class Sampler:
         init: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         strength: float = 1.0,
+        references: torch.Tensor | None = None,
     ) -> Iterator[SamplerStep]:
         """Sample ``len(seeds)`` images; ``cond`` holds one row per image, ``uncond`` one row (broadcast) or one
         per image (negative prompts).
 
         ``init`` (B, C, S, S) in [-1, 1] starts from an image (img2img); with ``mask`` (B, 1, S, S) in [0, 1]
-        (1 = repaint) the rest of ``init`` is kept (inpainting).
+        (1 = repaint) the rest of ``init`` is kept (inpainting). ``references`` (B, 4k, S, S) in [-1, 1] are the
+        retrieved images the network is conditioned on (``cfg.reference_images`` = k); the unguided branch sees
+        blank (fully transparent) references, as in training.
         """
         b = len(seeds)
         if init is not None:
@@ -90,11 +93,17 @@ class Sampler:
         ctx_mask = torch.cat([uncond.mask.expand(b, -1), cond.mask])  # (2B, T)
         pooled = torch.cat([uncond.pooled.expand(b, -1), cond.pooled])  # (2B, D); expand keeps B-row unconds
         alphas_cumprod = sched.alphas_cumprod.to(self.device)
+        extra = None  # reference channels of the doubled batch, (2B, 4k, S, S)
+        if self.cfg.reference_images:
+            s, k = self.cfg.image_size, self.cfg.channels * self.cfg.reference_images
+            refs = references.to(self.device) if references is not None else torch.full((b, k, s, s), -1.0)
+            extra = torch.cat([torch.full_like(refs, -1.0), refs.to(self.device)])
 
         # 3. Denoising loop.
         for i, t in enumerate(timesteps):
+            inputs = torch.cat([x, x]) if extra is None else torch.cat([torch.cat([x, x]), extra], dim=1)
             v = self.unet(
-                torch.cat([x, x]), t, encoder_hidden_states=ctx, encoder_attention_mask=ctx_mask, class_labels=pooled
+                inputs, t, encoder_hidden_states=ctx, encoder_attention_mask=ctx_mask, class_labels=pooled
             ).sample  # (2B, C, S, S)
             v_uncond, v_cond = v.chunk(2)
             v = v_uncond + guidance_scale * (v_cond - v_uncond)

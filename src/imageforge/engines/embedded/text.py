@@ -1,4 +1,4 @@
-"""The embedded model's text encoder: all-MiniLM-L6-v2, stored in the package as our own fp16 safetensors.
+"""The embedded model's text encoder: all-MiniLM-L6-v2, stored in the package as our own int8 safetensors.
 
 ``training/convert_text_encoder.py`` writes ``weights/text_encoder/`` (config, fp16 weights) and
 ``weights/tokenizer/tokenizer.json``; nothing here touches a network or a model hub.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TextEmbedding", "TextEncoder"]
+__all__ = ["TextEmbedding", "TextEncoder", "dequantize"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,21 @@ class TextEmbedding:
     tokens: torch.Tensor  # (B, T, D) last hidden states, cross-attention context
     mask: torch.Tensor  # (B, T) 1 for real tokens, 0 for padding
     pooled: torch.Tensor  # (B, D) mean-pooled, L2-normalised sentence vector (as sentence-transformers)
+
+
+def dequantize(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """int8 rows times their ``<name>.scale`` -> fp32; fp16/fp32 tensors -> fp32 (older fp16-only files load too)."""
+    import torch
+
+    out = {}
+    for key, value in state.items():
+        if key.endswith(".scale"):
+            continue
+        if value.dtype == torch.int8:
+            out[key] = value.float() * state[f"{key}.scale"].float()
+        else:
+            out[key] = value.float()
+    return out
 
 
 class TextEncoder:
@@ -40,8 +55,9 @@ class TextEncoder:
         config = BertConfig.from_json_file(str(weights_dir / "text_encoder" / "config.json"))
         model = BertModel(config, add_pooling_layer=False)
         state = load_file(str(weights_dir / "text_encoder" / "model.safetensors"))
-        # Stored in fp16 to halve the package; computed in fp32 (bf16/fp16 matmuls are slow on CPUs without AMX).
-        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        # Stored small (int8 matrices with per-row scales, fp16 vectors: convert_text_encoder.py); computed in fp32
+        # (bf16/fp16/int8 matmuls are slower than fp32 on CPUs without AMX).
+        model.load_state_dict(dequantize(state), strict=True)
         self._model = model.eval().to(device)
         self._torch = torch
 
