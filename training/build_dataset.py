@@ -4,13 +4,17 @@ Inputs (installed by ``npm ci`` from ``training/package-lock.json``; licences in
   * @iconify-json/fluent-emoji-flat 1.2.6 (MIT), @iconify-json/noto 1.2.9 (Apache-2.0),
     @iconify-json/twemoji 1.2.5 (CC-BY-4.0): SVG bodies keyed by icon name, ``chars.json`` maps code points to names.
   * emojibase-data 17.0.0 (MIT; CLDR-derived text): English labels and tags per code point.
+  * emojilib 4.0.3 (MIT): English keywords per emoji ("hamburger": meat, fast food, beef, cheeseburger, ...), the
+    everyday words people use for them; two extra captions per concept unless ``--no-keywords`` (issue 5: prompts
+    worded unlike any label). The v1/v2 weights were trained without them.
 
 Output: one ``.npz`` holding, for every (concept, art style) pair, the image as *premultiplied* RGBA uint8 at each
 requested size, the concept index and style, plus the caption table. Premultiplied alpha is what the model learns
 (transparent pixels are exactly zero in every channel), and downsampling in premultiplied space avoids the dark
 fringes that averaging straight-alpha colours produces.
 
-    python training/build_dataset.py --out data/emoji.npz --sizes 32 64
+    python training/build_dataset.py --out data/emoji_kw.npz --sizes 32 64          # v3
+    python training/build_dataset.py --out data/emoji.npz --sizes 32 64 --no-keywords   # v1, v2
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import numpy as np
 import resvg_py
 from PIL import Image
 
+from imageforge.engines.embedded.colours import COLOUR_WORDS
+
 HERE = Path(__file__).resolve().parent
 STYLES = ("fluent-emoji-flat", "noto", "twemoji")
 # Groups left out: 2 = components (skin-tone swatches, hair parts), 9 = flags (mostly rectangles of stripes,
@@ -44,6 +50,7 @@ class Concept:
     hexcode: str
     tags: tuple[str, ...]
     unicode_name: str | None
+    keywords: tuple[str, ...] = ()  # emojilib's, without the label's own words
 
     def captions(self) -> list[str]:
         """Caption variants; training picks one at random each time the image is seen."""
@@ -53,6 +60,12 @@ class Concept:
         extra = [t for t in self.tags if t not in self.label.split()][:3]
         if extra:
             caps.append(", ".join([self.label, *extra]))
+        if self.keywords:
+            # The label with its everyday keywords, and the keywords alone: a caption that never names the
+            # concept, as a prompt worded unlike its label does not.
+            caps.append(", ".join([self.label, *self.keywords[:8]]))
+            if len(self.keywords) >= 2:
+                caps.append(", ".join(self.keywords[:5]))
         return list(dict.fromkeys(caps))
 
 
@@ -72,13 +85,24 @@ def _unicode_name(emoji: str) -> str | None:
 
 def ensure_npm_packages() -> Path:
     modules = HERE / "node_modules"
-    if not (modules / "emojibase-data").is_dir():
+    if not (modules / "emojibase-data").is_dir() or not (modules / "emojilib").is_dir():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
     return modules
 
 
-def load_concepts(modules: Path) -> list[Concept]:
+def _keywords(library: dict[str, list[str]], emoji: str, label: str) -> tuple[str, ...]:
+    """emojilib's keywords of an emoji (looked up with and without the emoji presentation selector), minus the
+    label's own words and colour words (a "black" among a red heart's keywords would teach colours wrong); its
+    slug-style entries ("fast_food") read as words."""
+    found = library.get(emoji) or library.get(emoji.replace("\ufe0f", "")) or library.get(emoji + "\ufe0f") or []
+    own = set(label.lower().split()) | {label.lower()} | COLOUR_WORDS
+    words = (k.replace("_", " ").strip() for k in found)
+    return tuple(dict.fromkeys(w for w in words if w and w.lower() not in own))
+
+
+def load_concepts(modules: Path, keywords: bool = True) -> list[Concept]:
     data = json.loads((modules / "emojibase-data/en/data.json").read_text())
+    library = json.loads((modules / "emojilib/dist/emoji-en-US.json").read_text()) if keywords else {}
     out = []
     for row in data:
         if row.get("group") in _SKIP_GROUPS or row.get("subgroup") in _SKIP_SUBGROUPS:
@@ -89,6 +113,7 @@ def load_concepts(modules: Path) -> list[Concept]:
                 hexcode=row["hexcode"].lower(),
                 tags=tuple(row.get("tags", ())),
                 unicode_name=_unicode_name(row["emoji"]),
+                keywords=_keywords(library, row["emoji"], row["label"]),
             )
         )
     return out
@@ -123,9 +148,9 @@ def _render(args: tuple[str, tuple[int, ...]]) -> list[np.ndarray]:
     return out
 
 
-def build(out: Path, sizes: tuple[int, ...], workers: int) -> dict:
+def build(out: Path, sizes: tuple[int, ...], workers: int, keywords: bool = True) -> dict:
     modules = ensure_npm_packages()
-    concepts = load_concepts(modules)
+    concepts = load_concepts(modules, keywords)
     jobs: list[tuple[int, int, str]] = []  # (concept index, style index, svg)
     source_hashes = {}
     for si, style in enumerate(STYLES):
@@ -138,9 +163,8 @@ def build(out: Path, sizes: tuple[int, ...], workers: int) -> dict:
             svg = _svg_for(icon_set, name) if name else None
             if svg is not None:
                 jobs.append((ci, si, svg))
-    source_hashes["emojibase-data/en/data.json"] = hashlib.sha256(
-        (modules / "emojibase-data/en/data.json").read_bytes()
-    ).hexdigest()
+    for text in ("emojibase-data/en/data.json", "emojilib/dist/emoji-en-US.json")[: 2 if keywords else 1]:
+        source_hashes[text] = hashlib.sha256((modules / text).read_bytes()).hexdigest()
 
     with ProcessPoolExecutor(workers) as pool:
         rendered = list(pool.map(_render, [(svg, sizes) for _, _, svg in jobs], chunksize=32))
@@ -185,8 +209,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("data/emoji.npz"))
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--keywords", action=argparse.BooleanOptionalAction, default=True, help="emojilib captions")
     args = ap.parse_args()
-    print(json.dumps(build(args.out, tuple(args.sizes), args.workers), indent=2))
+    print(json.dumps(build(args.out, tuple(args.sizes), args.workers, args.keywords), indent=2))
 
 
 if __name__ == "__main__":
