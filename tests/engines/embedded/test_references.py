@@ -37,6 +37,21 @@ def test_index_round_trips_through_its_files(tmp_path: Path) -> None:
     assert index.nearest(vectors[17]) == caption_concept[17]
 
 
+def test_a_concept_matched_by_several_captions_beats_one_matched_by_one(tmp_path: Path) -> None:
+    query = torch.tensor([1.0, 0.0, 0.0])
+    vectors = torch.nn.functional.normalize(
+        torch.tensor([[1.0, 0.25, 0.0], [1.0, 0.0, 0.3], [1.0, -0.3, 0.0], [1.0, 0.2, 0.0], [0.0, 1.0, 0.0]]), dim=-1
+    )
+    # Concept 1 has the single best caption; concept 0 three that are nearly as good.
+    caption_concept = np.array([0, 0, 0, 1, 2])
+    images = np.zeros((3, 4, 4, 4), np.uint8)
+    write_index(tmp_path, vectors, caption_concept, images, np.arange(3), ["many", "one", "far"])
+    index = ReferenceIndex.load(tmp_path)
+    assert int((index.caption_vectors @ query).argmax()) == 3  # a plain maximum would pick concept 1
+    assert index.labels[index.nearest(query)] == "many"
+    assert index.labels[index.nearest(torch.tensor([0.0, 1.0, 0.0]))] == "far"
+
+
 def test_references_are_distinct_styles_chosen_by_seed(tmp_path: Path) -> None:
     images = np.zeros((5, 4, 4, 4), np.uint8)
     images[:, 0, 0, 0] = np.arange(5)  # tag each image
