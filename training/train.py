@@ -176,6 +176,13 @@ def main() -> None:
         default=0.0,
         help="probability that a coloured image is redrawn in one of ten colours, caption 'a <colour> <label>'",
     )
+    ap.add_argument(
+        "--ref-recolour",
+        type=float,
+        default=0.0,
+        help="probability that a recoloured image's references are recoloured to the same colour (as sampling "
+        "does for a prompt that names a colour)",
+    )
     args = ap.parse_args()
     stop = {"asked": False}
     # SIGTERM: checkpoint at the end of the current step and exit, so a stopped run loses nothing.
@@ -188,7 +195,7 @@ def main() -> None:
     # 1. Data: premultiplied RGBA uint8 -> [-1, 1]; caption table per concept.
     data = np.load(args.data)
     meta = json.loads(bytes(data["meta_json"]))
-    cfg = dataclasses.replace(ARCH, reference_images=args.references)
+    cfg = dataclasses.replace(ARCH, reference_images=args.references, reference_recolour=args.ref_recolour > 0)
     images = torch.from_numpy(data[f"images_{cfg.image_size}"]).permute(0, 3, 1, 2).contiguous().to(dev)  # (N,4,S,S)
     concept = data["concept"]
     offsets = data["caption_offsets"]
@@ -279,7 +286,7 @@ def main() -> None:
             idx = torch.randint(0, len(images), (args.batch,))
         else:
             idx = torch.multinomial(weights, args.batch, replacement=True)
-        cap, shift, paint, refs = [], [], [], []
+        cap, shift, paint, refs, ref_paint = [], [], [], [], []
         for i in idx.tolist():
             c, word, turn, colour = int(concept[i]), words[i], 0.0, None
             drop = rng.random() < args.cfg_drop  # the unguided branch: no caption and no references
@@ -287,6 +294,8 @@ def main() -> None:
             if recolourable is not None and recolourable[i] and rng.random() < args.recolour:
                 colour = rng.choice(colours)
                 cap.append(empty if drop else recolour_caps[(c, colour)])
+                if not drop and rng.random() < args.ref_recolour:
+                    ref_paint.append((len(paint), colour))
             elif word is not None and rng.random() < args.colour_swap:
                 target = rng.choice([h for h in HUES if h != word])
                 turn = HUES[target] - HUES[word]
@@ -303,11 +312,16 @@ def main() -> None:
         chosen = [k for k, colour in enumerate(paint) if colour is not None]
         if chosen:
             x0[chosen] = recolour(x0[chosen], [paint[k] for k in chosen])
-        # References keep their own colours: shape comes from them, colour words from the caption.
+        # References keep their own colours (shape from them, colour words from the caption), except for a
+        # --ref-recolour share of the recoloured targets, whose references are recoloured as sampling does.
         ref_x = torch.full((args.batch, 4 * args.references, cfg.image_size, cfg.image_size), BLANK, device=dev)
         for k, r in enumerate(refs):
             if r:
                 ref_x[k] = (images[torch.tensor(r, device=dev)].float() / 127.5 - 1.0).flatten(0, 1)
+        for k, colour in ref_paint:
+            if refs[k]:
+                own = ref_x[k].view(args.references, 4, cfg.image_size, cfg.image_size)
+                ref_x[k] = recolour(own, [colour] * args.references).flatten(0, 1)
         tokens = emb["tokens"][cap_t].float()  # (B, T, D)
         mask = emb["mask"][cap_t]  # (B, T)
         pooled = emb["pooled"][cap_t]  # (B, D)

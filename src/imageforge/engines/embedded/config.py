@@ -36,6 +36,10 @@ class EmbeddedModelConfig:
     # Retrieval-augmented conditioning (issue 5): the denoiser also sees this many 32 px reference images of the
     # prompt's nearest concept (references.py), stacked on its input channels. 0 = text only (weights before it).
     reference_images: int = 0
+    # Whether a prompt that names one colour gets its references recoloured to it (colours.py) before the
+    # denoiser sees them, as the model was trained (train.py --ref-recolour): the shape comes from the concept,
+    # the colour from the words, both already in the references. False for weights trained without it.
+    reference_recolour: bool = False
     # Text-to-image with references starts from their (recoloured) mean noised to this share of the schedule
     # instead of pure noise (1.0): the layout comes from the concept, the drawing from the denoiser. Chosen by
     # measurement (BENCHMARKS.md, "Embedded model quality").

@@ -135,10 +135,11 @@ class EmbeddedEngine:
             uncond = _stack_rows([negatives[s.request] for s in chunk]) if p0.negative_prompt else self._uncond
             init, mask = _stack_inits([inits[s.request] for s in chunk])
             seeds = [batch[s.request].seed + s.image for s in chunk]
-            refs = self._reference_tensor([concepts[s.request] for s in chunk], seeds)
+            prompts = [batch[s.request].prompt for s in chunk]
+            refs = self._reference_tensor([concepts[s.request] for s in chunk], seeds, prompts)
             schedule, strength = p0.steps, p0.strength
             if init is None and refs is not None and self.config.reference_start < 1.0:
-                init = self._reference_start(refs, [batch[s.request].prompt for s in chunk])
+                init = self._reference_start(refs, prompts)
                 # Run exactly the requested number of steps (quality = network evaluations), over the tail of a
                 # longer schedule that begins at the reference_start noise level.
                 schedule = math.ceil(p0.steps / self.config.reference_start)
@@ -190,22 +191,33 @@ class EmbeddedEngine:
 
         b, s = refs.shape[0], self.config.image_size
         start = refs.view(b, self.config.reference_images, self.config.channels, s, s).mean(1)  # (B, 4, S, S)
-        colours = [prompt_colour(p) for p in prompts]
+        # References already recoloured (reference_recolour) are not recoloured twice: value scaling compounds.
+        colours = [None if self.config.reference_recolour else prompt_colour(p) for p in prompts]
         chosen = [i for i, c in enumerate(colours) if c is not None]
         if chosen:
             start = start.clone()
             start[chosen] = recolour(start[chosen], [str(colours[i]) for i in chosen])
         return torch.clamp(start, -1.0, 1.0)
 
-    def _reference_tensor(self, concepts: list[int | None], seeds: list[int]) -> Any:
+    def _reference_tensor(self, concepts: list[int | None], seeds: list[int], prompts: list[str]) -> Any:
         """(B, 4k, S, S) reference images, each image's own choice of art styles by its seed (so a batched image
-        equals the same image made alone); None for a text-only model."""
+        equals the same image made alone), recoloured to the prompt's colour word when the model was trained so;
+        None for a text-only model."""
         if self._references is None:
             return None
         import torch
 
-        k, index = self.config.reference_images, self._references
-        return torch.stack([index.tensor(index.pick(c, seed, k)) for c, seed in zip(concepts, seeds, strict=True)])
+        from imageforge.engines.embedded.colours import prompt_colour, recolour
+
+        k, index, c, s = self.config.reference_images, self._references, self.config.channels, self.config.image_size
+        refs = []
+        for concept, seed, prompt in zip(concepts, seeds, prompts, strict=True):
+            x = index.tensor(index.pick(concept, seed, k))  # (4k, S, S)
+            colour = prompt_colour(prompt) if self.config.reference_recolour else None
+            if colour is not None:
+                x = recolour(x.view(k, c, s, s), [colour] * k).flatten(0, 1)
+            refs.append(x)
+        return torch.stack(refs)
 
     def _used_prompt(self, prompt: str) -> str:
         """The part of the prompt the text encoder saw (it truncates to ``max_tokens``)."""
