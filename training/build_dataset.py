@@ -13,8 +13,8 @@ requested size, the concept index and style, plus the caption table. Premultipli
 (transparent pixels are exactly zero in every channel), and downsampling in premultiplied space avoids the dark
 fringes that averaging straight-alpha colours produces.
 
-    python training/build_dataset.py --out data/emoji_kw.npz --sizes 32 64          # v3
-    python training/build_dataset.py --out data/emoji.npz --sizes 32 64 --no-keywords   # v1, v2
+    python training/build_dataset.py --out data/emoji_v3.npz --sizes 32 64       # v3
+    python training/build_dataset.py --out data/emoji.npz --sizes 32 64 --no-keywords --no-descriptions  # v1, v2
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ STYLES = ("fluent-emoji-flat", "noto", "twemoji")
 _SKIP_GROUPS = {2, 9}
 _SKIP_SUBGROUPS = {94}
 RENDER_PX = 256
+DESCRIPTIONS = HERE / "captions" / "descriptions.json"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Concept:
     tags: tuple[str, ...]
     unicode_name: str | None
     keywords: tuple[str, ...] = ()  # emojilib's, without the label's own words
+    descriptions: tuple[str, ...] = ()  # captions/descriptions.json
 
     def captions(self) -> list[str]:
         """Caption variants; training picks one at random each time the image is seen."""
@@ -66,6 +68,7 @@ class Concept:
             caps.append(", ".join([self.label, *self.keywords[:8]]))
             if len(self.keywords) >= 2:
                 caps.append(", ".join(self.keywords[:5]))
+        caps.extend(self.descriptions)
         return list(dict.fromkeys(caps))
 
 
@@ -100,9 +103,10 @@ def _keywords(library: dict[str, list[str]], emoji: str, label: str) -> tuple[st
     return tuple(dict.fromkeys(w for w in words if w and w.lower() not in own))
 
 
-def load_concepts(modules: Path, keywords: bool = True) -> list[Concept]:
+def load_concepts(modules: Path, keywords: bool = True, descriptions: bool = True) -> list[Concept]:
     data = json.loads((modules / "emojibase-data/en/data.json").read_text())
     library = json.loads((modules / "emojilib/dist/emoji-en-US.json").read_text()) if keywords else {}
+    described = json.loads(DESCRIPTIONS.read_text()) if descriptions else {}
     out = []
     for row in data:
         if row.get("group") in _SKIP_GROUPS or row.get("subgroup") in _SKIP_SUBGROUPS:
@@ -114,6 +118,7 @@ def load_concepts(modules: Path, keywords: bool = True) -> list[Concept]:
                 tags=tuple(row.get("tags", ())),
                 unicode_name=_unicode_name(row["emoji"]),
                 keywords=_keywords(library, row["emoji"], row["label"]),
+                descriptions=tuple(described.get(row["label"], ())),
             )
         )
     return out
@@ -148,9 +153,9 @@ def _render(args: tuple[str, tuple[int, ...]]) -> list[np.ndarray]:
     return out
 
 
-def build(out: Path, sizes: tuple[int, ...], workers: int, keywords: bool = True) -> dict:
+def build(out: Path, sizes: tuple[int, ...], workers: int, keywords: bool = True, descriptions: bool = True) -> dict:
     modules = ensure_npm_packages()
-    concepts = load_concepts(modules, keywords)
+    concepts = load_concepts(modules, keywords, descriptions)
     jobs: list[tuple[int, int, str]] = []  # (concept index, style index, svg)
     source_hashes = {}
     for si, style in enumerate(STYLES):
@@ -165,6 +170,8 @@ def build(out: Path, sizes: tuple[int, ...], workers: int, keywords: bool = True
                 jobs.append((ci, si, svg))
     for text in ("emojibase-data/en/data.json", "emojilib/dist/emoji-en-US.json")[: 2 if keywords else 1]:
         source_hashes[text] = hashlib.sha256((modules / text).read_bytes()).hexdigest()
+    if descriptions:
+        source_hashes["training/captions/descriptions.json"] = hashlib.sha256(DESCRIPTIONS.read_bytes()).hexdigest()
 
     with ProcessPoolExecutor(workers) as pool:
         rendered = list(pool.map(_render, [(svg, sizes) for _, _, svg in jobs], chunksize=32))
@@ -210,8 +217,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keywords", action=argparse.BooleanOptionalAction, default=True, help="emojilib captions")
+    ap.add_argument("--descriptions", action=argparse.BooleanOptionalAction, default=True, help="our own captions")
     args = ap.parse_args()
-    print(json.dumps(build(args.out, tuple(args.sizes), args.workers, args.keywords), indent=2))
+    summary = build(args.out, tuple(args.sizes), args.workers, args.keywords, args.descriptions)
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,18 @@ def _phases(run: Path) -> list[dict[str, object]]:
         return []
     starts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     first = starts[0]["args"]
-    keep = ("total_steps", "colour_weight", "colour_swap", "lr", "batch", "init_from", "references", "recolour")
+    keep = (
+        "total_steps",
+        "data",
+        "colour_weight",
+        "colour_swap",
+        "lr",
+        "batch",
+        "init_from",
+        "references",
+        "recolour",
+        "ref_recolour",
+    )
     return [
         {
             "from_step": st["from_step"],
