@@ -148,6 +148,9 @@ def main() -> None:
     ap.add_argument("--min-snr", type=float, default=5.0)
     ap.add_argument("--ckpt-minutes", type=float, default=10.0)
     ap.add_argument("--max-minutes", type=float, default=0.0, help="stop (after a checkpoint) after this long")
+    ap.add_argument(
+        "--stop-at", type=int, default=0, help="stop (after a checkpoint) at this step: replays a recorded phase"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--seed", type=int, default=0)
@@ -369,7 +372,11 @@ def main() -> None:
             log.flush()
             seg_loss, seg_n, t_seg = 0.0, 0, now
         done = step >= args.total_steps
-        out_of_time = stop["asked"] or (args.max_minutes and (time.time() - t_start) / 60 >= args.max_minutes)
+        out_of_time = (
+            stop["asked"]
+            or (args.max_minutes and (time.time() - t_start) / 60 >= args.max_minutes)
+            or step == args.stop_at
+        )
         if done or out_of_time or time.time() - t_ckpt >= args.ckpt_minutes * 60:
             save_atomic(
                 {
