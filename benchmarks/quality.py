@@ -34,7 +34,6 @@ Needs the training set (``python training/build_dataset.py --out data/emoji.npz 
 from __future__ import annotations
 
 import argparse
-import colorsys
 import dataclasses
 import json
 import math
@@ -51,6 +50,7 @@ from safetensors.torch import load_file, save_file
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
+from imageforge.engines.embedded.colours import dominant_colour
 from imageforge.engines.embedded.engine import EmbeddedEngine
 from imageforge.params import GenerationParams
 
@@ -279,42 +279,6 @@ def load_classifier(n_classes: int, path: Path = CLASSIFIER) -> ConceptNet:
 
 
 # --- measures ---------------------------------------------------------------------------------------------------
-
-
-def colour_name(r: float, g: float, b: float) -> str | None:
-    """One pixel's colour word (r, g, b in [0, 1]); None for greys, which count for no colour."""
-    h, s, v = colorsys.rgb_to_hsv(r, g, b)
-    hue = h * 360
-    if v < 0.22:
-        return "black"
-    if s < 0.18:
-        return "white" if v > 0.8 else None
-    if 15 <= hue < 45 and v < 0.62:
-        return "brown"
-    if hue < 12 or hue >= 340:
-        return "pink" if s < 0.45 and v > 0.75 else "red"
-    if hue < 40:
-        return "orange"
-    if hue < 70:
-        return "yellow"
-    if hue < 165:
-        return "green"
-    if hue < 255:
-        return "blue"
-    if hue < 290:
-        return "purple"
-    return "pink"
-
-
-def dominant_colour(img: Image.Image) -> str | None:
-    a = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-    opaque = a[..., 3] > 0.5
-    counts: dict[str, int] = {}
-    for r, g, b in a[opaque][:, :3]:
-        name = colour_name(float(r), float(g), float(b))
-        if name is not None:
-            counts[name] = counts.get(name, 0) + 1
-    return max(counts, key=lambda k: counts[k]) if counts else None
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imageforge.engines.embedded.colours import dominant_colour
 from imageforge.engines.embedded.engine import EmbeddedEngine
 from imageforge.params import GenerationParams
 
@@ -58,3 +59,14 @@ def test_colour_words_are_followed(
     hits = sum(check(c) for c in colours)
     assert hits >= REQUIRED, f"{prompt!r}: {hits}/{SEEDS} images have the colour; means {colours}"
     assert not any(opposite(c) for c in colours), f"{prompt!r}: an image has the opposite colour: {colours}"
+
+
+@pytest.mark.parametrize("colour", ["orange", "yellow", "green", "purple", "pink", "brown", "black", "white"])
+def test_every_colour_word_colours_an_object_that_is_never_that_colour(engine: EmbeddedEngine, colour: str) -> None:
+    """Issue 5's attribute binding: "a <colour> balloon" (the art has only red balloons) has that colour in most
+    seeds."""
+    size = engine.config.image_size
+    p = GenerationParams(prompt=f"a {colour} balloon", width=size, height=size, steps=10, seed=300, n=4,
+                         background="transparent")  # fmt: skip
+    words = [dominant_colour(im) for im in engine.generate([p])[0].images]
+    assert words.count(colour) >= 3, words

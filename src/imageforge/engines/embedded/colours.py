@@ -7,15 +7,31 @@ prompt names one colour, so the image starts from the right colour as well as th
 
 from __future__ import annotations
 
+import colorsys
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 
-__all__ = ["COLOUR_WORDS", "RECOLOURS", "prompt_colour", "recolour", "recolour_caption", "saturated_share"]
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+__all__ = [
+    "COLOUR_WORDS",
+    "RECOLOURS",
+    "colour_name",
+    "dominant_colour",
+    "prompt_colour",
+    "recolour",
+    "recolour_caption",
+    "saturated_share",
+]
 
 # Target colour -> (hue in turns or None to keep it, saturation scale, saturation floor, value scale, value offset).
 # Hues are pulled towards the target (each pixel keeps HUE_SPREAD of its distance from the dominant hue), so a
 # multi-coloured emoji keeps some internal contrast but reads as one colour.
 # Applied to saturated pixels only, so outlines, greys and highlights keep their look. Chosen so the result reads
-# as that colour to a plain HSV colour namer (benchmarks/quality.py ``colour_name``).
+# as that colour to the plain HSV colour namer below (``colour_name``), which the benchmarks judge with.
 RECOLOURS: dict[str, tuple[float | None, float, float, float, float]] = {
     "red": (0 / 360, 1.0, 0.55, 0.4, 0.6),
     "orange": (28 / 360, 1.0, 0.6, 0.3, 0.7),
@@ -107,3 +123,40 @@ def recolour(x: torch.Tensor, colours: list[str]) -> torch.Tensor:
         out_v.append(torch.where(keep, v[i], vi.clamp(0, 1)))
     rgb = _rgb(torch.stack(out_h), torch.stack(out_s), torch.stack(out_v))
     return torch.cat([rgb * a, a], dim=1) * 2 - 1
+
+
+def colour_name(r: float, g: float, b: float) -> str | None:
+    """One pixel's colour word (r, g, b in [0, 1]); None for greys, which count for no colour."""
+    h, s, v = colorsys.rgb_to_hsv(r, g, b)
+    hue = h * 360
+    if v < 0.22:
+        return "black"
+    if s < 0.18:
+        return "white" if v > 0.8 else None
+    if 15 <= hue < 45 and v < 0.62:
+        return "brown"
+    if hue < 12 or hue >= 340:
+        return "pink" if s < 0.45 and v > 0.75 else "red"
+    if hue < 40:
+        return "orange"
+    if hue < 70:
+        return "yellow"
+    if hue < 165:
+        return "green"
+    if hue < 255:
+        return "blue"
+    if hue < 290:
+        return "purple"
+    return "pink"
+
+
+def dominant_colour(img: Image) -> str | None:
+    """The colour word most of the image's opaque pixels have (None if they are all grey)."""
+    a = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+    opaque = a[..., 3] > 0.5
+    counts: dict[str, int] = {}
+    for r, g, b in a[opaque][:, :3]:
+        name = colour_name(float(r), float(g), float(b))
+        if name is not None:
+            counts[name] = counts.get(name, 0) + 1
+    return max(counts, key=lambda k: counts[k]) if counts else None
