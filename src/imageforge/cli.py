@@ -97,6 +97,18 @@ def _parser() -> argparse.ArgumentParser:
         "--responses-finished-status", choices=["completed", "generating"],
         help="finished image_generation_call status (completed) [IMAGEFORGE_RESPONSES_FINISHED_STATUS]",
     )  # fmt: skip
+    serve.add_argument("--queue-limit", type=int, help="requests waiting per engine before 429 (64)")
+    serve.add_argument("--max-batch", type=int, help="images per engine call across requests (engine's; 1 = off)")
+    serve.add_argument("--batch-wait-ms", type=float, help="wait for compatible requests to batch with (5)")
+    serve.add_argument("--request-timeout", dest="request_timeout_seconds", type=float,
+                       help="longest a generation may take, queue included (600; 0 = none)")  # fmt: skip
+    serve.add_argument("--drain-timeout", dest="drain_timeout_seconds", type=float,
+                       help="on SIGTERM, how long in-flight requests may take (30)")  # fmt: skip
+    serve.add_argument("--no-warmup", dest="warmup", action="store_false", default=None,
+                       help="skip the warm-up generation of each engine")  # fmt: skip
+    for scope in ("key", "user"):
+        for kind in ("requests", "images"):
+            serve.add_argument(f"--{scope}-{kind}-per-minute", type=int, help=f"per {scope} (default: no limit)")
     _settings_args(serve)
 
     models = sub.add_parser("models", help="list the served model ids")
@@ -192,6 +204,7 @@ def _serve(ns: argparse.Namespace, console: Console) -> int:
     import uvicorn
 
     from imageforge.api.app import create_app
+    from imageforge.api.lifecycle import DrainingServer
 
     settings = _settings(ns)
     if not settings.api_keys and not settings.allow_unauthenticated and not _is_loopback(settings.host):
@@ -203,7 +216,9 @@ def _serve(ns: argparse.Namespace, console: Console) -> int:
     _configure_torch(settings)
     app = create_app(settings)
     console.print(f"ImageForge {__version__} on http://{settings.host}:{settings.port}/v1  (data: {settings.data_dir})")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            log_config=None, timeout_graceful_shutdown=5)  # fmt: skip
+    DrainingServer(config, app.state.imageforge.drain, settings.drain_timeout_seconds).run()
     return 0
 
 

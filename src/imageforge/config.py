@@ -63,6 +63,30 @@ class Settings(BaseSettings):
     url_ttl_seconds: int = Field(default=3600, ge=1, description="lifetime of response_format=url images")
     sweep_interval_seconds: float = Field(default=60.0, gt=0, description="how often expired images are deleted")
     queue_limit: int = Field(default=64, ge=1, description="requests waiting per engine before 429")
+    max_batch: int | None = Field(
+        default=None, ge=1, description="images per engine call across requests (default: the engine's; 1 = off)"
+    )
+    batch_wait_ms: float = Field(
+        default=5.0, ge=0, description="how long a request may wait for compatible ones to share its batch"
+    )
+    request_timeout_seconds: float = Field(
+        default=600.0, ge=0, description="longest a generation may queue and run (0 = no limit); then 504"
+    )
+    warmup: bool = Field(default=True, description="run one tiny generation per engine before /ready says ready")
+    drain_timeout_seconds: float = Field(
+        default=30.0, ge=0, description="on SIGTERM, how long in-flight requests may take to finish"
+    )
+    key_requests_per_minute: int | None = Field(default=None, ge=1, description="per API key (default: no limit)")
+    key_images_per_minute: int | None = Field(default=None, ge=1, description="per API key (default: no limit)")
+    user_requests_per_minute: int | None = Field(
+        default=None, ge=1, description="per end-user (`user` or `safety_identifier` field; default: no limit)"
+    )
+    user_images_per_minute: int | None = Field(default=None, ge=1, description="per end-user (default: no limit)")
+    encode_pool: Literal["thread", "process"] = Field(
+        default="thread", description="where images are encoded and base64'd off the event loop (BENCHMARKS.md)"
+    )
+    encode_workers: int = Field(default=2, ge=1, description="encode pool size")
+    metrics_max_users: int = Field(default=1000, ge=0, description="distinct end-users labelled in /metrics")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="largest JSON request body")
     default_gpt_model: str = Field(
         default="gpt-image-1", description="the model an omitted `model` means when a GPT-only parameter is sent"

@@ -15,10 +15,14 @@ and the CLI prints them. Nothing below the API layer raises an HTTP exception.
     ├── NotFoundError                    404 invalid_request_error   (unknown URL, expired or tampered image URL)
     ├── ModelNotFoundError               404 invalid_request_error / model_not_found
     ├── RequestTooLargeError             413 invalid_request_error / request_too_large
-    ├── QueueFullError                   429 server_busy / queue_full (with Retry-After)
+    ├── RateLimitError                   429 requests / rate_limit_exceeded (Retry-After, x-ratelimit-*)
+    │   └── QueueFullError               the engine's admission queue is full
     ├── ConfigurationError               500 server_error            (bad catalogue, unsafe checkpoint, ...)
     │   └── UnsafeCheckpointError        refused pickle checkpoint
     ├── EngineError                      500 server_error            (the engine failed while generating)
+    │   └── OutOfMemoryError             500 server_error / out_of_memory (still too big after a retry at half batch)
+    ├── GenerationTimeout                504 server_error / timeout  (the request_timeout_seconds setting passed)
+    ├── ShuttingDownError                503 server_error / server_shutting_down (draining after SIGTERM)
     ├── EngineUnavailableError           503 server_error / engine_unavailable (missing optional dependency)
     ├── PlannerError                     502 server_error / planner_error (the chat-completions planner failed)
     └── GenerationCancelled              499 cancelled               (client went away, or cancelled)
@@ -32,14 +36,18 @@ __all__ = [
     "EngineError",
     "EngineUnavailableError",
     "GenerationCancelled",
+    "GenerationTimeout",
     "ImageForgeError",
     "InvalidImageError",
     "InvalidRequestError",
     "ModelNotFoundError",
     "NotFoundError",
+    "OutOfMemoryError",
     "PlannerError",
     "QueueFullError",
+    "RateLimitError",
     "RequestTooLargeError",
+    "ShuttingDownError",
     "UnknownParameterError",
     "UnsafeCheckpointError",
     "UnsupportedParameterError",
@@ -97,13 +105,25 @@ class RequestTooLargeError(ImageForgeError):
     code = "request_too_large"
 
 
-class QueueFullError(ImageForgeError):
-    """Too many requests are waiting for one engine; the client should retry after ``retry_after`` seconds."""
+class RateLimitError(ImageForgeError):
+    """429 in OpenAI's shape (reference §5.5): the client should retry after ``retry_after`` seconds.
+
+    ``headers`` are the ``x-ratelimit-*`` headers of the limit that was hit (plain integers and durations like
+    ``6m0s``, as OpenAI sends them); the API layer adds ``Retry-After`` from ``retry_after``.
+    """
 
     status = 429
-    type = "server_busy"
-    code = "queue_full"
-    retry_after = 2
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+
+
+class QueueFullError(RateLimitError):
+    """Too many requests are waiting for one engine: refused at once instead of queuing without bound."""
 
 
 class ModelNotFoundError(ImageForgeError):
@@ -122,6 +142,26 @@ class UnsafeCheckpointError(ConfigurationError):
 
 class EngineError(ImageForgeError):
     """The engine failed while generating."""
+
+
+class OutOfMemoryError(EngineError):
+    """The engine ran out of memory, and again at half the batch (or the request alone was too big)."""
+
+    code = "out_of_memory"
+
+
+class GenerationTimeout(ImageForgeError):
+    """The request took longer than the server's ``request_timeout_seconds`` (queued and generating)."""
+
+    status = 504
+    code = "timeout"
+
+
+class ShuttingDownError(ImageForgeError):
+    """The server is draining after SIGTERM: in-flight requests finish, new ones are refused."""
+
+    status = 503
+    code = "server_shutting_down"
 
 
 class EngineUnavailableError(ImageForgeError):

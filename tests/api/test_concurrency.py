@@ -29,25 +29,48 @@ def _wait_for_log(server: Server, text: str, count: int = 1) -> None:
         time.sleep(0.05)
 
 
-def test_server_answers_while_generating_and_a_full_queue_is_429(small_queue: Server) -> None:
-    events: list[str] = []
-    before = small_queue.log().count("generate model=")
+def _metric(server: Server, name: str) -> float:
+    """The sum of a metric's samples in /metrics (all label sets)."""
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
-    def slow() -> None:
-        r = httpx.post(f"{small_queue.v1}/images/generations", json=SLOW, timeout=300)
+
+def _wait_for_metric(server: Server, name: str, value: float) -> None:
+    deadline = time.monotonic() + 120
+    while _metric(server, name) != value:
+        assert time.monotonic() < deadline, f"{name} never reached {value}"
+        time.sleep(0.05)
+
+
+def test_server_answers_while_generating_and_a_full_queue_is_429(small_queue: Server) -> None:
+    """Queue limit 1: one job runs, one waits, the third is refused at once with OpenAI's 429."""
+    events: list[str] = []
+
+    def slow(i: int) -> None:
+        r = httpx.post(f"{small_queue.v1}/images/generations", json={**SLOW, "prompt": f"a red heart {i}"},
+                       timeout=300)  # fmt: skip
         events.append(f"generation {r.status_code}")
 
-    t = threading.Thread(target=slow)
-    t.start()
-    _wait_for_log(small_queue, "generate model=", before + 1)  # the slow job is now with the engine
+    running = threading.Thread(target=slow, args=(1,))
+    running.start()
+    _wait_for_metric(small_queue, "imageforge_running_jobs", 1)  # the first job is with the engine
+    waiting = threading.Thread(target=slow, args=(2,))
+    waiting.start()
+    _wait_for_metric(small_queue, "imageforge_queue_depth", 1)  # the second waits for it
     models = small_queue.client().models.list()
     events.append("models")
     with pytest.raises(openai.RateLimitError) as info:
         small_queue.client().images.generate(model="gpt-image-1", prompt="a cat", quality="low")
     events.append("429")
-    t.join()
-    assert models.data and events == ["models", "429", "generation 200"]
-    assert info.value.code == "queue_full" and int(info.value.response.headers["retry-after"]) > 0
+    running.join()
+    waiting.join()
+    assert models.data and events == ["models", "429", "generation 200", "generation 200"]
+    assert info.value.code == "rate_limit_exceeded" and info.value.type == "requests"
+    headers = info.value.response.headers
+    assert int(headers["retry-after"]) >= 1 and int(headers["retry-after-ms"]) >= 1
+    assert headers["x-ratelimit-limit-requests"] == "1" and headers["x-ratelimit-remaining-requests"] == "0"
+    assert "queued" in info.value.message
+    assert _metric(small_queue, "imageforge_rate_limited_total") >= 1
 
 
 def test_a_client_that_goes_away_cancels_its_job(small_queue: Server) -> None:

@@ -1,7 +1,8 @@
 """The app factory: ``create_app(settings)`` builds the services, the routes and the error mapping.
 
-Nothing happens at import time (DESIGN.md §4.6). Start-up queues every engine's ``load()`` on its own worker
-thread (requests wait for it; the server answers at once) and starts the sweeper that deletes expired url images.
+Nothing happens at import time (DESIGN.md §4.6). Start-up starts every engine's worker thread, which loads and
+warms its engine (requests wait for it; the server answers at once; ``/ready`` says when it is done), and the
+sweeper that deletes expired url images. ``/metrics`` is prometheus' text format; ``/health`` is liveness.
 """
 
 from __future__ import annotations
@@ -13,19 +14,24 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
 
 from imageforge import __version__
 from imageforge.api.auth import ApiKeys
 from imageforge.api.errors import install_error_handlers
+from imageforge.api.lifecycle import DrainMiddleware
 from imageforge.api.middleware import RequestIdMiddleware
 from imageforge.api.routes import files, images, models, responses
 from imageforge.api.state import AppState
 from imageforge.config import Catalogue, Settings, load_catalogue
 from imageforge.engines.embedded.config import WEIGHTS_DIR
+from imageforge.metrics import CONTENT_TYPE, Metrics
 from imageforge.scheduler.pool import EnginePool
+from imageforge.serving.encoding import EncodePool
 from imageforge.serving.images import ImagesService
 from imageforge.serving.models import ModelsService
 from imageforge.serving.planners import PlannerRouter
+from imageforge.serving.ratelimit import RateLimiter
 from imageforge.serving.responses import ResponsesService
 from imageforge.serving.usage import TokenCounter
 from imageforge.storage.files import FileImageStore
@@ -42,7 +48,8 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
     data = settings.data_dir
     store = FileImageStore(data / "images")
     signer = UrlSigner(load_or_create_key(data / "url-signing.key"))
-    engines = EnginePool(catalogue, settings)
+    metrics = Metrics(max_users=settings.metrics_max_users)
+    engines = EnginePool(catalogue, settings, metrics)
     tokens = TokenCounter(WEIGHTS_DIR / "tokenizer" / "tokenizer.json")
     images_service = ImagesService(
         catalogue,
@@ -52,6 +59,8 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
         tokens,
         url_ttl_seconds=settings.url_ttl_seconds,
         default_gpt_model=settings.default_gpt_model,
+        encoder=EncodePool(settings.encode_pool, settings.encode_workers, metrics),
+        metrics=metrics,
     )
     planners = PlannerRouter(
         settings.planner_url,
@@ -77,6 +86,14 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
         images=images_service,
         models=ModelsService(catalogue, created=int(time.time())),
         responses=responses_service,
+        metrics=metrics,
+        limits=RateLimiter(
+            key_requests=settings.key_requests_per_minute,
+            key_images=settings.key_images_per_minute,
+            user_requests=settings.user_requests_per_minute,
+            user_images=settings.user_images_per_minute,
+            metrics=metrics,
+        ),
     )
 
 
@@ -103,7 +120,8 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
             yield
         finally:
             sweeper.cancel()
-            state.engines.close()
+            await asyncio.to_thread(state.engines.close)
+            state.images.encoder.close()
 
     app = FastAPI(
         title="ImageForge", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
@@ -111,6 +129,7 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     app.state.imageforge = state
     app.state.api_keys = ApiKeys(settings.api_keys)
     install_error_handlers(app)
+    app.add_middleware(DrainMiddleware, drain=state.drain)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(images.router)
     app.include_router(models.router)
@@ -119,6 +138,19 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, object]:
-        return {"status": "ok", "engines": state.engines.status()}
+        """Liveness: the process answers (engines may still be loading)."""
+        status = "draining" if state.drain.draining else "ok"
+        return {"status": status, "engines": state.engines.status()}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        """Readiness: every engine loaded and warmed, and not draining; 503 otherwise."""
+        ok = state.engines.ready() and not state.drain.draining
+        body = {"ready": ok, "draining": state.drain.draining, "engines": state.engines.status()}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     return app

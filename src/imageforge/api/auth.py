@@ -2,6 +2,8 @@
 
 With keys configured every key is compared in constant time (digests, all of them, no early exit); with none
 configured any key, or none, is accepted (``imageforge serve`` then refuses to bind a non-loopback address).
+Each caller is known by a *key id*, ``key_`` and the first 12 hex digits of the key's SHA-256, in metrics, rate
+limits and the audit log; the key itself is never logged.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from fastapi import Request
 
 from imageforge.errors import AuthenticationError
 
-__all__ = ["ApiKeys", "require_api_key"]
+__all__ = ["ApiKeys", "key_id", "require_api_key"]
 
 
 class ApiKeys:
@@ -24,11 +26,12 @@ class ApiKeys:
     def required(self) -> bool:
         return bool(self._digests)
 
-    def check(self, authorization: str | None) -> None:
-        if not self._digests:
-            return
+    def check(self, authorization: str | None) -> str:
+        """The caller's key id (``anonymous`` with no key when none are required); 401 for a wrong key."""
         scheme, _, key = (authorization or "").partition(" ")
-        key = key.strip()
+        key = key.strip() if scheme.lower() == "bearer" else ""
+        if not self._digests:
+            return _key_id(hashlib.sha256(key.encode()).digest()) if key else "anonymous"
         if scheme.lower() != "bearer" or not key:
             raise AuthenticationError(
                 "You didn't provide an API key. You need to provide your API key in an Authorization header using "
@@ -41,8 +44,18 @@ class ApiKeys:
         if not ok:
             shown = f"{key[:3]}{'*' * 4}{key[-4:]}" if len(key) > 8 else "*" * len(key)
             raise AuthenticationError(f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+        return _key_id(digest)
+
+
+def _key_id(digest: bytes) -> str:
+    return f"key_{digest.hex()[:12]}"
+
+
+def key_id(request: Request) -> str:
+    """The key id ``require_api_key`` recorded for this request."""
+    return str(getattr(request.state, "key_id", "anonymous"))
 
 
 async def require_api_key(request: Request) -> None:
     keys: ApiKeys = request.app.state.api_keys
-    keys.check(request.headers.get("authorization"))
+    request.state.key_id = keys.check(request.headers.get("authorization"))

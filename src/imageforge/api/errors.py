@@ -1,19 +1,21 @@
 """The one mapping from ImageForge's error tree (and the framework's own errors) to OpenAI's JSON envelope.
 
 Validation failures are 400, never FastAPI's 422 (reference §5.1). Deterministic client errors carry
-``x-should-retry: false`` so the OpenAI SDKs do not retry them; 429 carries ``Retry-After``.
+``x-should-retry: false`` so the OpenAI SDKs do not retry them; 429 carries ``Retry-After`` and the
+``x-ratelimit-*`` headers of the limit that was hit.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imageforge.errors import ImageForgeError, QueueFullError
+from imageforge.errors import ImageForgeError, RateLimitError
 from imageforge.protocol.errors import ErrorBody, ErrorResponse
 
 __all__ = ["error_response", "install_error_handlers"]
@@ -32,8 +34,11 @@ def error_response(
 
 def from_exception(exc: ImageForgeError) -> JSONResponse:
     resp = error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
-    if isinstance(exc, QueueFullError):
-        resp.headers["retry-after"] = str(exc.retry_after)
+    if isinstance(exc, RateLimitError):
+        # The SDKs read retry-after-ms first, then retry-after (whole seconds, rounded up).
+        resp.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
+        resp.headers["retry-after-ms"] = str(max(1, math.ceil(exc.retry_after * 1000)))
+        resp.headers.update(exc.headers)
     return resp
 
 

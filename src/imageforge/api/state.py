@@ -6,10 +6,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from imageforge.api.lifecycle import Drain
 from imageforge.config import Catalogue, Settings
+from imageforge.metrics import Metrics
 from imageforge.scheduler.pool import EnginePool
 from imageforge.serving.images import ImagesService
 from imageforge.serving.models import ModelsService
+from imageforge.serving.ratelimit import RateLimiter
 from imageforge.serving.responses import ResponsesService
 from imageforge.storage.files import FileImageStore
 from imageforge.storage.signing import UrlSigner
@@ -27,4 +30,7 @@ class AppState:
     images: ImagesService
     models: ModelsService
     responses: ResponsesService
+    metrics: Metrics
+    limits: RateLimiter
+    drain: Drain = field(default_factory=Drain)
     clock: Callable[[], float] = field(default=time.time)

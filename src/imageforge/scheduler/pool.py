@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from imageforge.config import Catalogue, Settings
 from imageforge.engines.registry import create_engine
+from imageforge.metrics import Metrics
 from imageforge.params import EngineCapabilities
 from imageforge.scheduler.worker import EngineWorker
 
@@ -11,9 +12,10 @@ __all__ = ["EnginePool"]
 
 
 class EnginePool:
-    def __init__(self, catalogue: Catalogue, settings: Settings) -> None:
+    def __init__(self, catalogue: Catalogue, settings: Settings, metrics: Metrics | None = None) -> None:
         self.catalogue = catalogue
         self._settings = settings
+        self.metrics = metrics or Metrics()
         self._workers: dict[str, EngineWorker] = {}
         self._by_model: dict[str, EngineWorker] = {}
 
@@ -26,8 +28,18 @@ class EnginePool:
         key = entry.engine_key()
         worker = self._workers.get(key)
         if worker is None:
-            engine = create_engine(entry.engine, entry.options, self._settings.engine_defaults())
-            worker = EngineWorker(entry.engine, engine, self._settings.queue_limit)
+            s = self._settings
+            engine = create_engine(entry.engine, entry.options, s.engine_defaults())
+            worker = EngineWorker(
+                f"{entry.engine}#{len(self._workers)}",
+                engine,
+                queue_limit=s.queue_limit,
+                batch_wait_s=s.batch_wait_ms / 1000.0,
+                max_batch=s.max_batch,
+                request_timeout_s=s.request_timeout_seconds or None,
+                warmup=s.warmup,
+                metrics=self.metrics,
+            )
             self._workers[key] = worker
         self._by_model[model_id] = worker
         return worker
@@ -36,16 +48,19 @@ class EnginePool:
         return self.worker(model_id).capabilities
 
     def start_all(self) -> None:
-        """Create every engine and queue its ``load()`` on its own worker thread (returns at once)."""
+        """Create every engine and start its worker, which loads and warms it (returns at once)."""
         for model_id in self.catalogue.models:
             self.worker(model_id).start()
 
     def status(self) -> dict[str, str]:
-        """Each engine's load state: ``loading``, ``ready`` or ``failed: <reason>``."""
-        return {f"{w.name}#{i}": w.state() for i, w in enumerate(self._workers.values())}
+        """Each engine's state: ``loading``, ``warming``, ``ready``, ``failed: <reason>`` or ``closed``."""
+        return {w.name: w.state() for w in self._workers.values()}
 
-    def close(self) -> None:
+    def ready(self) -> bool:
+        return bool(self._workers) and all(w.ready for w in self._workers.values())
+
+    def close(self, timeout: float = 5.0) -> None:
         for worker in self._workers.values():
-            worker.close(wait=False)
+            worker.close(timeout)
         self._workers.clear()
         self._by_model.clear()

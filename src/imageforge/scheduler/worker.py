@@ -1,106 +1,465 @@
-"""One engine, one owning thread: ``load()`` and every ``generate()`` run there, never on the event loop.
+"""One engine, one owning thread that batches compatible jobs across requests (DESIGN.md §1).
 
-Jobs run one at a time in arrival order. At most ``queue_limit`` jobs wait; more get :class:`QueueFullError`
-(429 with ``Retry-After``) at once instead of an unbounded wait. A waiting or running job is cancelled through a
-``threading.Event`` the engine polls between denoising steps.
+The thread loads the engine, warms it up with one tiny generation, then loops: take the oldest waiting job and
+the compatible jobs behind it (``batching.take_batch``), waiting up to ``batch_wait_s`` for more while the batch
+is not full, and run them as one ``engine.generate`` call. Every image has its own seed, so a batched image
+equals the same image made alone.
+
+- **Admission**: at most ``queue_limit`` jobs wait; one more gets :class:`QueueFullError` (429 with
+  ``Retry-After`` = the recent batch time) at once instead of an unbounded wait.
+- **Cancellation**: a job whose ``cancel`` event is set (client gone, timeout) leaves its batch at the next step
+  boundary: its future is settled at once and it gets no more previews; the others go on. The engine stops only
+  when every job of the batch is cancelled; until then the cancelled job's rows are still computed, and
+  those steps are counted (``imageforge_cancelled_steps``). A waiting job that is cancelled never starts.
+- **Faults**: an exception fails the jobs of that batch only. Out of memory frees memory and retries the batch
+  once as two halves; a lone request that still does not fit fails with :class:`OutOfMemoryError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from imageforge.engines.base import Engine
-from imageforge.errors import GenerationCancelled, ImageForgeError, QueueFullError
-from imageforge.params import EngineCapabilities, GenerationParams, GenerationResult, StepCallback
+from imageforge.errors import (
+    EngineError,
+    GenerationCancelled,
+    GenerationTimeout,
+    ImageForgeError,
+    OutOfMemoryError,
+    QueueFullError,
+    ShuttingDownError,
+)
+from imageforge.metrics import Metrics
+from imageforge.params import EngineCapabilities, GenerationParams, GenerationResult, StepCallback, StepPreview
+from imageforge.scheduler.batching import batch_images, take_batch
+from imageforge.scheduler.faults import free_memory, is_out_of_memory
 
-__all__ = ["EngineWorker"]
+__all__ = ["EngineWorker", "Job"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(eq=False)
+class Job:
+    """One request's work, from admission to its result; settled exactly once, by the worker thread."""
+
+    params: GenerationParams
+    cancel: threading.Event
+    on_step: StepCallback | None = None
+    model: str = ""
+    future: Future[GenerationResult] = field(default_factory=Future)
+    enqueued: float = field(default_factory=time.monotonic)
+    started: float | None = None
+    finished: float | None = None
+    reason: str = "cancelled"  # why ``cancel`` was set: "cancelled" (client gone) or "timeout"
+    steps_after_cancel: int = 0
+    settled: bool = False
+
+    @property
+    def queue_seconds(self) -> float:
+        return (self.started or time.monotonic()) - self.enqueued
+
+    @property
+    def run_seconds(self) -> float:
+        return (self.finished or time.monotonic()) - self.started if self.started is not None else 0.0
+
+
 class EngineWorker:
-    def __init__(self, name: str, engine: Engine, queue_limit: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        engine: Engine,
+        *,
+        queue_limit: int = 64,
+        batch_wait_s: float = 0.005,
+        max_batch: int | None = None,
+        request_timeout_s: float | None = None,
+        warmup: bool = True,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.name = name
         self.engine = engine
         self.queue_limit = queue_limit
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"engine-{name}")
-        self._jobs = 0  # waiting + running; touched only on the event loop thread
-        self._loaded: Future[None] | None = None
+        self.batch_wait_s = batch_wait_s
+        caps = engine.capabilities
+        self.max_images = max(1, min(max_batch or caps.max_batch, caps.max_batch))
+        self.request_timeout_s = request_timeout_s
+        self.warmup = warmup
+        self.metrics = metrics or Metrics()
+        self._cond = threading.Condition()
+        self._waiting: list[Job] = []
+        self._running: list[Job] = []
+        self._calls: list[tuple[Callable[[], object], Future[object]]] = []
+        self._closing = False
+        self._started = False
+        self._state = "loading"
+        self._load_error: BaseException | None = None
+        self._batch_seconds = 1.0  # recent engine time of a batch (EMA): the Retry-After estimate
+        self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
 
     @property
     def capabilities(self) -> EngineCapabilities:
         return self.engine.capabilities
 
-    def start(self) -> Future[None]:
-        """Queue the engine's ``load()`` first, so requests wait for it rather than racing it."""
-        if self._loaded is None:
-            self._loaded = self._executor.submit(self._load)
-        return self._loaded
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the owning thread: it loads (and warms) the engine first, so requests wait for that."""
+        with self._cond:
+            if not self._started and not self._closing:
+                self._started = True
+                self._thread.start()
 
     def state(self) -> str:
-        if self._loaded is None or not self._loaded.done():
-            return "loading"
-        exc = self._loaded.exception()
-        return "ready" if exc is None else f"failed: {exc}"
+        """``loading``, ``warming``, ``ready``, ``failed: <reason>`` or ``closed``."""
+        return self._state
 
-    def _load(self) -> None:
-        log.info("loading engine %s", self.name)
-        self.engine.load()
-        log.info("engine %s ready", self.name)
+    @property
+    def ready(self) -> bool:
+        return self._state == "ready"
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Refuse new jobs, fail waiting ones, cancel running ones, and free the engine."""
+        with self._cond:
+            self._closing = True
+            for job in self._waiting:
+                self._settle(job, exc=ShuttingDownError("The server is shutting down."))
+            self._waiting.clear()
+            for job in self._running:
+                job.cancel.set()
+            self._cond.notify_all()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._close_engine()
+
+    def _close_engine(self) -> None:
+        if self._state != "closed":
+            self._state = "closed"
+            try:
+                self.engine.close()
+            except Exception:  # closing must not raise out of shutdown
+                log.exception("closing engine %s failed", self.name)
+
+    # -- admission --------------------------------------------------------------------------------------------
+
+    def retry_after(self) -> int:
+        """Seconds until a queue slot is likely free: about one batch's engine time (1-60 s)."""
+        return int(min(60, max(1, math.ceil(self._batch_seconds))))
 
     def admit(self) -> None:
-        """Raise :class:`QueueFullError` if a new job would not be accepted now (checked again at submit)."""
-        if self._jobs >= self.queue_limit:
+        """Raise if a new job would not be accepted now (checked again at submit)."""
+        if self._closing:
+            raise ShuttingDownError("The server is shutting down; retry on another instance.")
+        waiting = len(self._waiting)
+        if waiting >= self.queue_limit:
+            retry = self.retry_after()
+            self.metrics.rate_limited.labels("queue_full").inc()
             raise QueueFullError(
-                f"The server is busy: {self._jobs} requests are queued for this model. Retry shortly.",
+                f"The server is busy: {waiting} requests are queued for this model (limit {self.queue_limit}). "
+                f"Retry after {retry} s.",
+                retry_after=retry,
+                headers={
+                    "x-ratelimit-limit-requests": str(self.queue_limit),
+                    "x-ratelimit-remaining-requests": "0",
+                    "x-ratelimit-reset-requests": f"{retry}s",
+                },
             )
 
-    async def generate(
-        self, params: GenerationParams, cancel: threading.Event, on_step: StepCallback | None = None
-    ) -> GenerationResult:
-        self.admit()
-        self._jobs += 1
-        try:
-            loaded = self.start()
-            future = self._executor.submit(self._run, loaded, params, cancel, on_step)
-            try:
-                return await asyncio.wrap_future(future)
-            except asyncio.CancelledError:
-                cancel.set()  # the engine stops within one step; a job still queued is skipped
-                raise
-        finally:
-            self._jobs -= 1
+    def submit(
+        self, params: GenerationParams, cancel: threading.Event, on_step: StepCallback | None = None, model: str = ""
+    ) -> Job:
+        """Queue a job (thread-safe); :class:`QueueFullError` at once when the queue is full."""
+        job = Job(params, cancel, on_step, model)
+        with self._cond:
+            self.admit()
+            self._waiting.append(job)
+            self.metrics.queue_depth.labels(self.name).set(len(self._waiting))
+            self._cond.notify_all()
+        self.start()
+        return job
 
-    def _run(
+    async def generate(
         self,
-        loaded: Future[None],
         params: GenerationParams,
         cancel: threading.Event,
-        on_step: StepCallback | None,
+        on_step: StepCallback | None = None,
+        *,
+        model: str = "",
+        timings: dict[str, float] | None = None,
     ) -> GenerationResult:
-        exc = loaded.exception()  # already done: this thread ran load() first
-        if exc is not None:
-            if isinstance(exc, ImageForgeError):
-                raise exc
-            raise ImageForgeError(f"The model could not be loaded: {exc}") from exc
-        if cancel.is_set():
-            raise GenerationCancelled("The request was cancelled before it started.")
-        return self.engine.generate([params], on_step=on_step, cancelled=cancel.is_set)[0]
+        """Queue ``params`` and wait for its images. A cancelled await (client gone) or the request timeout sets
+        ``cancel``: the job leaves its batch at the next step boundary. ``timings`` (if given) receives the
+        job's ``queue_s`` and ``run_s``."""
+        job = self.submit(params, cancel, on_step, model)
+        waited = asyncio.wrap_future(job.future)
+        try:
+            if self.request_timeout_s is None:
+                return await waited
+            return await asyncio.wait_for(asyncio.shield(waited), self.request_timeout_s)
+        except TimeoutError:
+            job.reason = "timeout"
+            cancel.set()
+            waited.cancel()
+            raise GenerationTimeout(
+                f"The request did not finish within the server's limit of {self.request_timeout_s:g} s "
+                f"(request_timeout_seconds); it was stopped."
+            ) from None
+        except asyncio.CancelledError:
+            cancel.set()  # the engine drops the job within one step; a job still queued never starts
+            raise
+        finally:
+            if timings is not None:
+                timings["queue_s"] = job.queue_seconds
+                timings["run_s"] = job.run_seconds
 
     def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the engine's own thread and wait for it (benchmarks and maintenance; not for requests,
-        which go through :meth:`generate` and its queue limit). Blocking: never call it on the event loop."""
-        return self._executor.submit(fn).result()
+        """Run ``fn`` on the engine's own thread between batches and wait for it (benchmarks and maintenance;
+        not for requests). Blocking: never call it on the event loop."""
+        done: Future[object] = Future()
+        with self._cond:
+            self._calls.append((fn, done))
+            self._cond.notify_all()
+        self.start()
+        return done.result()  # type: ignore[return-value]
 
-    def close(self, wait: bool = True) -> None:
-        def _close() -> None:
-            self.engine.close()
+    # -- the owning thread ------------------------------------------------------------------------------------
 
-        self._executor.submit(_close)
-        self._executor.shutdown(wait=wait, cancel_futures=True)
+    def _loop(self) -> None:
+        if not self._load():
+            self._fail_forever()
+            return
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                break
+            if batch:
+                self._run(batch)
+        self._close_engine()
+
+    def _load(self) -> bool:
+        try:
+            log.info("loading engine %s", self.name)
+            self.engine.load()
+            if self.warmup:
+                self._state = "warming"
+                self._warm_up()
+            self._state = "ready"
+            log.info("engine %s ready", self.name)
+            return True
+        except Exception as exc:
+            log.exception("engine %s failed to load", self.name)
+            self._load_error = exc
+            self._state = f"failed: {exc}"
+            return False
+
+    def _warm_up(self) -> None:
+        """One tiny generation, so the first request does not pay for lazy initialisation (kernels, caches)."""
+        caps = self.engine.capabilities
+        width, height = caps.native_resolutions[0]
+        p = GenerationParams(prompt="warm-up", width=width, height=height, steps=caps.min_steps, seed=0)
+        self.engine.generate([p])
+
+    def _fail_forever(self) -> None:
+        """A model that could not be loaded answers every job with the reason (until the server stops)."""
+        exc = self._load_error
+        err = exc if isinstance(exc, ImageForgeError) else EngineError(f"The model could not be loaded: {exc}")
+        while True:
+            with self._cond:
+                while not self._waiting and not self._calls and not self._closing:
+                    self._cond.wait()
+                for job in self._waiting:
+                    self._settle(job, exc=err)
+                self._waiting.clear()
+                calls, self._calls = self._calls, []
+                if self._closing:
+                    break
+            for fn, done in calls:
+                self._call(fn, done)
+
+    def _next_batch(self) -> list[Job] | None:
+        """Block until there is work; ``None`` when closing. Maintenance calls run first (and yield ``[]``)."""
+        with self._cond:
+            while True:
+                self._drop_cancelled_waiting()
+                if self._calls or self._waiting or self._closing:
+                    break
+                self._cond.wait()
+            if self._calls:
+                calls, self._calls = self._calls, []
+            elif self._closing:
+                return None
+            else:
+                calls = []
+                # Wait a little for compatible jobs to join, measured from the head job's arrival: a job that
+                # already waited for a busy engine does not wait again.
+                deadline = self._waiting[0].enqueued + self.batch_wait_s
+                while not self._closing:
+                    params = [j.params for j in self._waiting]
+                    left = deadline - time.monotonic()
+                    if left <= 0 or batch_images(params, self.max_images) >= self.max_images:
+                        break
+                    self._cond.wait(left)
+                    self._drop_cancelled_waiting()
+                    if not self._waiting:
+                        return []
+                chosen = take_batch([j.params for j in self._waiting], self.max_images)
+                batch = [self._waiting[i] for i in chosen]
+                for i in reversed(chosen):
+                    del self._waiting[i]
+                self._running = batch
+                self.metrics.queue_depth.labels(self.name).set(len(self._waiting))
+                return batch
+        for fn, done in calls:
+            self._call(fn, done)
+        return []
+
+    def _drop_cancelled_waiting(self) -> None:
+        kept = []
+        for job in self._waiting:
+            if job.cancel.is_set() or job.future.cancelled():
+                self._settle(job, exc=self._cancel_error(job, 0))
+            else:
+                kept.append(job)
+        if len(kept) != len(self._waiting):
+            self._waiting[:] = kept
+            self.metrics.queue_depth.labels(self.name).set(len(kept))
+
+    @staticmethod
+    def _call(fn: Callable[[], object], done: Future[object]) -> None:
+        try:
+            done.set_result(fn())
+        except BaseException as exc:  # handed to the caller, who re-raises it
+            done.set_exception(exc)
+
+    def _run(self, batch: list[Job], retried: bool = False) -> None:
+        with self._cond:
+            self._running = batch
+        now = time.monotonic()
+        for job in batch:
+            if job.started is None:
+                job.started = now
+                self.metrics.queue_seconds.labels(self.name).observe(job.queue_seconds)
+        images = sum(j.params.n for j in batch)
+        self.metrics.batch_images.labels(self.name).observe(images)
+        self.metrics.batch_jobs.labels(self.name).observe(len(batch))
+        self.metrics.running.labels(self.name).set(len(batch))
+        t0 = time.monotonic()
+        try:
+            results = self.engine.generate(
+                [j.params for j in batch],
+                on_step=lambda st: self._on_step(batch, st),
+                cancelled=lambda: all(j.cancel.is_set() for j in batch),
+            )
+        except GenerationCancelled:
+            for job in batch:
+                self._settle(job, exc=self._cancel_error(job, job.steps_after_cancel))
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                self._out_of_memory(batch, exc, retried)
+            else:
+                self._fail(batch, exc)
+        else:
+            for job, result in zip(batch, results, strict=True):
+                self._settle(job, result=result)
+        finally:
+            elapsed = time.monotonic() - t0
+            self.metrics.run_seconds.labels(self.name).observe(elapsed)
+            self.metrics.running.labels(self.name).set(0)
+            self._batch_seconds = 0.7 * self._batch_seconds + 0.3 * elapsed
+            with self._cond:
+                self._running = []
+
+    def _on_step(self, batch: list[Job], st: StepPreview) -> None:
+        """After every denoising step: settle jobs cancelled meanwhile, and pass previews to the others."""
+        for index, job in enumerate(batch):
+            if job.cancel.is_set():
+                job.steps_after_cancel += 1
+                self.metrics.cancelled_steps.labels(self.name).inc()
+                self._settle(job, exc=self._cancel_error(job, st.step))
+                continue
+            if job.on_step is not None:
+                view = StepPreview(st.step, st.total_steps, functools.partial(_preview_of, st, index))
+                try:
+                    job.on_step(view)
+                except Exception:  # the request's own callback failed (e.g. its event loop closed): drop it
+                    log.exception("step callback of a job failed; cancelling that job")
+                    job.cancel.set()
+
+    def _out_of_memory(self, batch: list[Job], exc: BaseException, retried: bool) -> None:
+        del exc  # the traceback holds the failed batch's tensors
+        free_memory()
+        if len(batch) > 1 and not retried:
+            log.warning("engine %s ran out of memory on %d jobs; retrying as two halves", self.name, len(batch))
+            self.metrics.oom_retries.labels(self.name).inc()
+            half = len(batch) // 2
+            for part in (batch[:half], batch[half:]):
+                live = [j for j in part if not j.settled]
+                if live:
+                    self._run(live, retried=True)
+            return
+        images = sum(j.params.n for j in batch)
+        log.error("engine %s ran out of memory on %d image(s)", self.name, images)
+        for job in batch:
+            self._settle(
+                job,
+                exc=OutOfMemoryError(
+                    f"The model ran out of memory generating {job.params.n} image(s) at "
+                    f"{job.params.width}x{job.params.height}; try fewer images or a smaller size."
+                ),
+            )
+
+    def _fail(self, batch: list[Job], exc: Exception) -> None:
+        if isinstance(exc, ImageForgeError):
+            err: ImageForgeError = exc
+        else:
+            log.error("engine %s failed on a batch of %d job(s)", self.name, len(batch), exc_info=exc)
+            err = EngineError(f"The model failed while generating: {type(exc).__name__}: {exc}")
+        for job in batch:
+            self._settle(job, exc=err)
+
+    def _cancel_error(self, job: Job, step: int) -> ImageForgeError:
+        if job.reason == "timeout":
+            return GenerationTimeout(f"The request was stopped by the server's time limit after {step} step(s).")
+        return GenerationCancelled(f"The request was cancelled after {step} step(s).")
+
+    def _settle(self, job: Job, result: GenerationResult | None = None, exc: ImageForgeError | None = None) -> None:
+        if job.settled:
+            return
+        job.settled = True
+        job.finished = time.monotonic()
+        if exc is None:
+            outcome = "ok"
+        elif isinstance(exc, GenerationCancelled):
+            outcome = "cancelled"
+        elif isinstance(exc, GenerationTimeout):
+            outcome = "timeout"
+        elif isinstance(exc, OutOfMemoryError):
+            outcome = "out_of_memory"
+        elif isinstance(exc, ShuttingDownError):
+            outcome = "shutdown"
+        else:
+            outcome = "error"
+        self.metrics.images.labels(job.model or self.name, outcome).inc(job.params.n)
+        try:
+            if exc is None:
+                job.future.set_result(result)  # type: ignore[arg-type]
+            else:
+                job.future.set_exception(exc)
+        except InvalidStateError:  # the awaiting side cancelled the future meanwhile
+            pass
+
+
+def _preview_of(st: StepPreview, index: int, _request_index: int) -> list[Any]:
+    """A job's view of the batch's previews: the job's own request is ``index`` of the batch."""
+    return st.preview(index)

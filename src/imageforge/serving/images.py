@@ -2,14 +2,14 @@
 
 1. ``validation.resolve`` turns the body into frozen ``GenerationParams`` for the chosen model's profile.
 2. The model's :class:`~imageforge.scheduler.worker.EngineWorker` runs the engine off the event loop.
-3. Images are encoded (one encode path, in a worker thread) and returned as base64, or stored and returned as
-   signed URLs that expire.
+3. Images are encoded (one encode path, ``serving/encoding.py``, in its own pool) and returned as base64, or
+   stored and returned as signed URLs that expire.
+4. Every request ends with one audit line and its usage counted per API key and end-user (``serving/audit.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import threading
 import time
@@ -17,13 +17,15 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any, Final
 
 from imageforge.config import Catalogue
-from imageforge.errors import GenerationCancelled
-from imageforge.imaging.encode import encode
+from imageforge.errors import GenerationCancelled, ImageForgeError
+from imageforge.metrics import Metrics
 from imageforge.params import GenerationResult, StepPreview
 from imageforge.protocol.image_events import ImageGenCompletedEvent, ImageGenPartialImageEvent
 from imageforge.protocol.images import Image, ImagesResponse
 from imageforge.scheduler.pool import EnginePool
-from imageforge.serving.usage import TokenCounter, usage_for
+from imageforge.serving.audit import RequestAudit
+from imageforge.serving.encoding import EncodePool
+from imageforge.serving.usage import TokenCounter, image_tokens, usage_for
 from imageforge.storage.files import FileImageStore
 from imageforge.storage.signing import UrlSigner
 from imageforge.validation import ResolvedRequest, resolve
@@ -57,6 +59,8 @@ class ImagesService:
         *,
         url_ttl_seconds: int,
         default_gpt_model: str,
+        encoder: EncodePool | None = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalogue = catalogue
@@ -66,6 +70,8 @@ class ImagesService:
         self.tokens = tokens
         self.url_ttl_seconds = url_ttl_seconds
         self.default_gpt_model = default_gpt_model
+        self.metrics = metrics or engines.metrics
+        self.encoder = encoder or EncodePool(metrics=self.metrics)
         self.clock = clock
 
     def resolve(self, body: Mapping[str, Any], request_id: str) -> ResolvedRequest:
@@ -86,33 +92,76 @@ class ImagesService:
         )  # fmt: skip
         return resolved
 
+    def _audit(self, resolved: ResolvedRequest, key_id: str, endpoint: str) -> RequestAudit:
+        p = resolved.params
+        return RequestAudit(p.request_id, key_id=key_id, endpoint=endpoint, user=resolved.end_user,
+                            model=resolved.model, size=resolved.size, quality=resolved.quality, n=p.n,
+                            stream=resolved.stream)  # fmt: skip
+
+    async def _finish(self, audit: RequestAudit, resolved: ResolvedRequest, prompt: str | None) -> None:
+        p = resolved.params
+        text = await asyncio.to_thread(self.tokens.count, prompt) if audit.outcome == "ok" and prompt else 0
+        audit.emit(self.metrics, pixels=p.width * p.height * p.n, steps=p.denoising_steps * p.n, text_tokens=text,
+                   image_tokens=image_tokens(resolved.quality, p.width, p.height) * p.n
+                   if resolved.quality in ("low", "medium", "high") else 0)  # fmt: skip
+
+    @staticmethod
+    def _failed(audit: RequestAudit, exc: BaseException) -> None:
+        if isinstance(exc, ImageForgeError):
+            audit.outcome, audit.status = exc.code or exc.type, exc.status
+        else:  # the client went away (the task was cancelled), or a bug
+            audit.outcome, audit.status = ("cancelled", 499) if isinstance(exc, asyncio.CancelledError) else (
+                "error", 500)  # fmt: skip
+
     async def complete(
-        self, resolved: ResolvedRequest, body: Mapping[str, Any], *, base_url: str, cancel: threading.Event
+        self,
+        resolved: ResolvedRequest,
+        body: Mapping[str, Any],
+        *,
+        base_url: str,
+        cancel: threading.Event,
+        key_id: str = "-",
+        endpoint: str = "images.generations",
     ) -> ImagesResponse:
         """Run a resolved (non-streaming) request: generate, encode, answer with b64_json or URLs."""
         p = resolved.params
-        request_id = p.request_id
+        audit = self._audit(resolved, key_id, endpoint)
+        timings: dict[str, float] = {}
         try:
-            result = await self.engines.worker(resolved.model).generate(p, cancel)
-        except GenerationCancelled:
-            log.info("[%s] cancelled: the client went away", request_id)
+            result = await self.engines.worker(resolved.model).generate(
+                p, cancel, model=resolved.model, timings=timings
+            )
+            created = int(self.clock())
+            data = await self._deliver(resolved, result, base_url, created, audit)
+            response = ImagesResponse(created=created, data=data)
+            if resolved.profile.gpt:
+                response.background = p.background
+                response.output_format = resolved.output_format
+                response.quality = resolved.quality
+                response.size = resolved.size
+                response.safety_identifier = body.get("safety_identifier") or None
+            if resolved.profile.returns_usage:
+                text_tokens = await asyncio.to_thread(self.tokens.count, body["prompt"])
+                response.usage = usage_for(text_tokens, resolved.quality, p.width, p.height, p.n)
+            return response
+        except BaseException as exc:
+            self._failed(audit, exc)
+            if isinstance(exc, GenerationCancelled):
+                log.info("[%s] cancelled: the client went away", p.request_id)
             raise
-        created = int(self.clock())
-        data = await asyncio.to_thread(self._deliver, resolved, result, base_url, created)
-        response = ImagesResponse(created=created, data=data)
-        if resolved.profile.gpt:
-            response.background = p.background
-            response.output_format = resolved.output_format
-            response.quality = resolved.quality
-            response.size = resolved.size
-            response.safety_identifier = body.get("safety_identifier") or None
-        if resolved.profile.returns_usage:
-            text_tokens = await asyncio.to_thread(self.tokens.count, body["prompt"])
-            response.usage = usage_for(text_tokens, resolved.quality, p.width, p.height, p.n)
-        return response
+        finally:
+            audit.queue_ms, audit.run_ms = timings.get("queue_s", 0) * 1000, timings.get("run_s", 0) * 1000
+            await self._finish(audit, resolved, body.get("prompt"))
 
     async def stream(
-        self, resolved: ResolvedRequest, body: Mapping[str, Any], *, cancel: threading.Event, keepalive_s: float = 10.0
+        self,
+        resolved: ResolvedRequest,
+        body: Mapping[str, Any],
+        *,
+        cancel: threading.Event,
+        keepalive_s: float = 10.0,
+        key_id: str = "-",
+        endpoint: str = "images.generations",
     ) -> AsyncGenerator[StreamItem]:
         """A streaming request's events (reference §2): up to ``partial_images`` previews of the denoising in
         progress, then the final image with usage. Yields :data:`KEEPALIVE` while a long step runs.
@@ -130,17 +179,22 @@ class ImagesService:
                 image = st.preview(0)[0]
                 loop.call_soon_threadsafe(previews.put_nowait, image)
 
-        job = asyncio.ensure_future(self.engines.worker(resolved.model).generate(p, cancel, on_step))
+        audit = self._audit(resolved, key_id, endpoint)
+        timings: dict[str, float] = {}
+        job = asyncio.ensure_future(
+            self.engines.worker(resolved.model).generate(p, cancel, on_step, model=resolved.model, timings=timings)
+        )
         index = 0
         getter: asyncio.Future[Any] | None = None
         try:
             while True:
                 if not previews.empty():
-                    data = await asyncio.to_thread(
-                        encode, previews.get_nowait(), resolved.output_format, resolved.output_compression
+                    b64, cpu = await self.encoder.run(
+                        previews.get_nowait(), resolved.output_format, resolved.output_compression, as_b64=True
                     )
+                    audit.encode_ms += cpu * 1000
                     yield ImageGenPartialImageEvent(
-                        b64_json=base64.b64encode(data).decode("ascii"), partial_image_index=index,
+                        b64_json=str(b64), partial_image_index=index,
                         created_at=int(self.clock()), size=resolved.size, quality=resolved.quality,
                         background=p.background, output_format=resolved.output_format,
                     )  # fmt: skip
@@ -157,15 +211,19 @@ class ImagesService:
                 if not done:
                     yield KEEPALIVE
             result = job.result()  # raises the job's error (an in-band error event for the client)
-            data = await asyncio.to_thread(
-                encode, result.images[0], resolved.output_format, resolved.output_compression
+            b64, cpu = await self.encoder.run(
+                result.images[0], resolved.output_format, resolved.output_compression, as_b64=True
             )
+            audit.encode_ms += cpu * 1000
             text_tokens = await asyncio.to_thread(self.tokens.count, body["prompt"])
             yield ImageGenCompletedEvent(
-                b64_json=base64.b64encode(data).decode("ascii"), created_at=int(self.clock()),
+                b64_json=str(b64), created_at=int(self.clock()),
                 usage=usage_for(text_tokens, resolved.quality, p.width, p.height, p.n), size=resolved.size,
                 quality=resolved.quality, background=p.background, output_format=resolved.output_format,
             )  # fmt: skip
+        except BaseException as exc:
+            self._failed(audit, exc)
+            raise
         finally:
             if getter is not None and not getter.done():
                 getter.cancel()
@@ -173,17 +231,34 @@ class ImagesService:
                 cancel.set()
                 job.cancel()
                 log.info("[%s] cancelled: the client went away", p.request_id)
+                if audit.outcome == "ok":
+                    audit.outcome, audit.status = "cancelled", 499
+            audit.queue_ms, audit.run_ms = timings.get("queue_s", 0) * 1000, timings.get("run_s", 0) * 1000
+            await self._finish(audit, resolved, body.get("prompt"))
 
-    def _deliver(self, r: ResolvedRequest, result: GenerationResult, base_url: str, created: int) -> list[Image]:
-        """Encode every image (blocking; runs in a thread) and wrap it as base64 or as a stored, signed URL."""
+    async def _deliver(
+        self, r: ResolvedRequest, result: GenerationResult, base_url: str, created: int, audit: RequestAudit
+    ) -> list[Image]:
+        """Encode every image in the encode pool and wrap it as base64 or as a stored, signed URL."""
         revised = result.prompt if r.profile.returns_revised_prompt else None
+        as_b64 = r.response_format != "url"
+        encoded = await asyncio.gather(
+            *(self.encoder.run(image, r.output_format, r.output_compression, as_b64=as_b64) for image in result.images)
+        )
+        audit.encode_ms = sum(cpu for _, cpu in encoded) * 1000
+        if as_b64:
+            return [Image(b64_json=str(out), revised_prompt=revised) for out, _ in encoded]
+        return await asyncio.to_thread(
+            self._store, [out for out, _ in encoded if isinstance(out, bytes)], r, base_url, created, revised
+        )
+
+    def _store(
+        self, blobs: list[bytes], r: ResolvedRequest, base_url: str, created: int, revised: str | None
+    ) -> list[Image]:
+        """Write url-format images (blocking; runs in a thread) and sign their URLs."""
         out = []
-        for image in result.images:
-            data = encode(image, r.output_format, r.output_compression)
-            if r.response_format == "url":
-                stored = self.store.put(data, r.output_format, created + self.url_ttl_seconds)
-                url = f"{base_url.rstrip('/')}{FILES_PATH}/{stored.name}?sig={self.signer.sign(stored.name)}"
-                out.append(Image(url=url, revised_prompt=revised))
-            else:
-                out.append(Image(b64_json=base64.b64encode(data).decode("ascii"), revised_prompt=revised))
+        for data in blobs:
+            stored = self.store.put(data, r.output_format, created + self.url_ttl_seconds)
+            url = f"{base_url.rstrip('/')}{FILES_PATH}/{stored.name}?sig={self.signer.sign(stored.name)}"
+            out.append(Image(url=url, revised_prompt=revised))
         return out

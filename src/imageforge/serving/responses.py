@@ -109,6 +109,7 @@ class PreparedResponse:
     context: PlanContext
     source: ConversationImage | None  # the image an edit would start from
     request_id: str
+    key_id: str = "-"  # the caller, for the audit line and usage (set by the route)
 
     @property
     def stream(self) -> bool:
@@ -426,7 +427,11 @@ class ResponsesService:
         partials = (p.tool.partial_images or 0) if p.stream else 0
         resolved = dataclasses.replace(resolved, partial_images=partials)
         try:
-            async with aclosing(self.images.stream(resolved, {"prompt": plan.image_prompt}, cancel=cancel)) as run:
+            async with aclosing(
+                self.images.stream(
+                    resolved, {"prompt": plan.image_prompt}, cancel=cancel, key_id=p.key_id, endpoint="responses"
+                )
+            ) as run:
                 async for event in run:
                     if isinstance(event, str):
                         yield KEEPALIVE

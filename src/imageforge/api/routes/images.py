@@ -8,7 +8,7 @@ import threading
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from imageforge.api.auth import require_api_key
+from imageforge.api.auth import key_id, require_api_key
 from imageforge.api.requests import base_url, read_json_object, request_id, watch_disconnect
 from imageforge.api.sse import sse_frames
 from imageforge.api.state import AppState
@@ -23,22 +23,24 @@ async def create_image(request: Request) -> Response:
     state: AppState = request.app.state.imageforge
     body = await read_json_object(request, state.settings.max_body_bytes)
     resolved = state.images.resolve(body, request_id(request))  # errors here are plain JSON 400s
+    key = key_id(request)
+    limits = state.limits.check(key, resolved.end_user, resolved.params.n)  # 429 before any work
     cancel = threading.Event()
     if resolved.stream:
         # A full queue is a plain 429 before the first byte; later errors are in-band error events. Starlette
         # cancels the body iterator when the client disconnects; the stream then cancels the job.
         state.engines.worker(resolved.model).admit()
-        events = state.images.stream(resolved, body, cancel=cancel)
+        events = state.images.stream(resolved, body, cancel=cancel, key_id=key)
         return StreamingResponse(
             sse_frames(events, request_id(request)),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **limits},
         )
     watcher = asyncio.create_task(watch_disconnect(request, cancel))
     try:
         response = await state.images.complete(
-            resolved, body, base_url=base_url(request, state.settings.public_base_url), cancel=cancel
+            resolved, body, base_url=base_url(request, state.settings.public_base_url), cancel=cancel, key_id=key
         )
     finally:
         watcher.cancel()
-    return JSONResponse(response.model_dump(exclude_none=True))
+    return JSONResponse(response.model_dump(exclude_none=True), headers=limits)

@@ -8,7 +8,7 @@ import threading
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from imageforge.api.auth import require_api_key
+from imageforge.api.auth import key_id, require_api_key
 from imageforge.api.requests import read_json_object, request_id, watch_disconnect
 from imageforge.api.sse import sse_frames
 from imageforge.api.state import AppState
@@ -23,22 +23,26 @@ async def create_response(request: Request) -> Response:
     state: AppState = request.app.state.imageforge
     body = await read_json_object(request, state.settings.max_responses_body_bytes)
     prepared = await state.responses.prepare(body, request_id(request))  # errors here are plain JSON 400s
+    prepared.key_id = key_id(request)
+    user = prepared.request.safety_identifier or prepared.request.user
+    images = 1 if prepared.image_model is not None and prepared.context.tool_offered else 0
+    limits = state.limits.check(prepared.key_id, user, images)  # 429 before any work or byte
     cancel = threading.Event()
-    if prepared.image_model is not None and prepared.context.tool_offered:
-        state.engines.worker(prepared.image_model).admit()  # a full queue is a 429 before any work or byte
+    if images:
+        state.engines.worker(str(prepared.image_model)).admit()  # a full queue is a 429 before any work or byte
     if prepared.stream:
         events = state.responses.events(prepared, cancel)
         return StreamingResponse(
             sse_frames(events, request_id(request), style="responses"),
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **limits},
         )
     watcher = asyncio.create_task(watch_disconnect(request, cancel))
     try:
         response = await state.responses.create(prepared, cancel)
     finally:
         watcher.cancel()
-    return JSONResponse(response.model_dump(mode="json"))
+    return JSONResponse(response.model_dump(mode="json"), headers=limits)
 
 
 @router.get("/v1/responses/{response_id}")

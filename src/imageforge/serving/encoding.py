@@ -1,0 +1,61 @@
+"""The one encode path of delivered images, run off the event loop in a pool of its own.
+
+``encode_for_delivery`` encodes an image (``imaging.encode``: format, alpha, compression) and, for ``b64_json``,
+base64s it, in one call, so both run in the pool. It returns the CPU seconds it used (its thread's), which
+``/metrics`` reports per format and the benchmarks divide by request time (P4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any, Literal
+
+from imageforge.imaging.encode import OutputFormat, encode
+from imageforge.metrics import Metrics
+
+__all__ = ["EncodePool", "encode_for_delivery"]
+
+PoolKind = Literal["thread", "process"]
+
+
+def encode_for_delivery(
+    image: Any, fmt: OutputFormat, compression: int | None, as_b64: bool
+) -> tuple[bytes | str, float]:
+    t0 = time.thread_time()
+    data = encode(image, fmt, compression)
+    out: bytes | str = base64.b64encode(data).decode("ascii") if as_b64 else data
+    return out, time.thread_time() - t0
+
+
+class EncodePool:
+    def __init__(self, kind: PoolKind = "thread", workers: int = 2, metrics: Metrics | None = None) -> None:
+        self.kind = kind
+        self.workers = workers
+        self._metrics = metrics
+        self._executor: Executor | None = None
+
+    def _pool(self) -> Executor:
+        if self._executor is None:  # created on first use, not at import or construction
+            if self.kind == "process":
+                self._executor = ProcessPoolExecutor(self.workers)
+            else:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="encode")
+        return self._executor
+
+    async def run(
+        self, image: Any, fmt: OutputFormat, compression: int | None, *, as_b64: bool
+    ) -> tuple[bytes | str, float]:
+        """The encoded image (base64 text if ``as_b64``) and the CPU seconds it took."""
+        loop = asyncio.get_running_loop()
+        out, cpu = await loop.run_in_executor(self._pool(), encode_for_delivery, image, fmt, compression, as_b64)
+        if self._metrics is not None:
+            self._metrics.encode_seconds.labels(fmt).observe(cpu)
+        return out, cpu
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
