@@ -31,6 +31,7 @@ class Server:
     data_dir: Path
     log_path: Path
     api_key: str = "sk-anything"
+    proc: subprocess.Popen[bytes] | None = None
     _clients: dict[str, openai.OpenAI] = field(default_factory=dict)
 
     @property
@@ -84,12 +85,14 @@ def serve(
     cmd = [sys.executable, "-m", "imageforge", "serve", "--port", str(port), "--data-dir", str(data_dir), *args]
     with open(server.log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+    server.proc = proc
     try:
         _wait_ready(server, proc)
         yield server
     finally:
         server.close_clients()
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

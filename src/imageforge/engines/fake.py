@@ -3,7 +3,8 @@
 Like httpx's ``MockTransport``: it ships with the library so that tests of scheduling, streaming, cancellation
 and error paths run in milliseconds. Each image is a smooth pattern derived from the prompt and its own seed, so
 equal (prompt, seed) pairs give equal images and a batch equals its images made alone. ``step_delay`` slows it
-down; ``fail_on`` makes prompts containing that text raise an engine error after ``fail_after_steps`` steps.
+down; ``fail_on`` makes prompts containing that text raise an engine error after ``fail_after_steps`` steps;
+``oom_above`` makes a call with more images than that raise ``MemoryError`` (a simulated out-of-memory).
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ class FakeEngine:
         fail_on: str | None = None,
         fail_after_steps: int = 0,
         max_batch: int = 8,
+        oom_above: int | None = None,
         quality_steps: dict[str, int] | None = None,
     ) -> None:
         self.step_delay = step_delay
         self.fail_on = fail_on
         self.fail_after_steps = fail_after_steps
+        self.oom_above = oom_above
         self.loaded = False
         self.calls: list[list[GenerationParams]] = []  # history, for tests to assert on batching
         self._caps = EngineCapabilities(
@@ -75,6 +78,8 @@ class FakeEngine:
     ) -> list[GenerationResult]:
         check_batch(batch, self._caps)
         self.calls.append(list(batch))
+        if self.oom_above is not None and sum(p.n for p in batch) > self.oom_above:
+            raise MemoryError(f"fake engine out of memory on purpose (more than {self.oom_above} images)")
         p0 = batch[0]
         total = p0.denoising_steps
         for step in range(1, total + 1):

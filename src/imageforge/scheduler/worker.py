@@ -104,6 +104,7 @@ class EngineWorker:
         self._started = False
         self._state = "loading"
         self._load_error: BaseException | None = None
+        self._step = 0  # the last step the running batch finished
         self._batch_seconds = 1.0  # recent engine time of a batch (EMA): the Retry-After estimate
         self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
 
@@ -355,6 +356,7 @@ class EngineWorker:
         self.metrics.batch_jobs.labels(self.name).observe(len(batch))
         self.metrics.running.labels(self.name).set(len(batch))
         t0 = time.monotonic()
+        self._step = 0
         try:
             results = self.engine.generate(
                 [j.params for j in batch],
@@ -363,7 +365,7 @@ class EngineWorker:
             )
         except GenerationCancelled:
             for job in batch:
-                self._settle(job, exc=self._cancel_error(job, job.steps_after_cancel))
+                self._settle(job, exc=self._cancel_error(job, self._step))
         except Exception as exc:
             if is_out_of_memory(exc):
                 self._out_of_memory(batch, exc, retried)
@@ -382,6 +384,7 @@ class EngineWorker:
 
     def _on_step(self, batch: list[Job], st: StepPreview) -> None:
         """After every denoising step: settle jobs cancelled meanwhile, and pass previews to the others."""
+        self._step = st.step
         for index, job in enumerate(batch):
             if job.cancel.is_set():
                 job.steps_after_cancel += 1

@@ -1,0 +1,273 @@
+"""The engine worker with the fake engine: batching across requests, per-image seeds, cancellation at step
+boundaries, faults that fail only their batch, OOM retry at half batch, timeouts and shutdown.
+
+Ordering and counts are asserted, never durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from imageforge.engines.fake import FakeEngine
+from imageforge.errors import (
+    EngineError,
+    GenerationCancelled,
+    GenerationTimeout,
+    OutOfMemoryError,
+    QueueFullError,
+    ShuttingDownError,
+)
+from imageforge.metrics import Metrics
+from imageforge.params import GenerationParams, StepPreview
+from imageforge.scheduler.worker import EngineWorker
+
+
+def params(prompt: str, n: int = 1, seed: int = 7, steps: int = 6) -> GenerationParams:
+    return GenerationParams(prompt=prompt, width=64, height=64, steps=steps, seed=seed, n=n)
+
+
+@pytest.fixture
+def gate() -> Iterator[threading.Event]:
+    """Holds the engine's first call until the test releases it, so later jobs pile up in the queue."""
+    ev = threading.Event()
+    yield ev
+    ev.set()
+
+
+def make_worker(engine: FakeEngine, **kw: object) -> EngineWorker:
+    kw.setdefault("batch_wait_s", 0.0)
+    kw.setdefault("warmup", False)
+    return EngineWorker("fake", engine, metrics=Metrics(), **kw)  # type: ignore[arg-type]
+
+
+def block_first_call(worker: EngineWorker, gate: threading.Event) -> threading.Thread:
+    """Occupy the engine thread until ``gate`` is set (a maintenance call runs on the owning thread)."""
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        gate.wait(30)
+
+    t = threading.Thread(target=worker.call, args=(hold,), daemon=True)
+    t.start()
+    assert started.wait(30)
+    return t
+
+
+def pixels(images: tuple[object, ...]) -> list[np.ndarray]:
+    return [np.asarray(im) for im in images]
+
+
+async def gather_jobs(worker: EngineWorker, jobs: list[GenerationParams]) -> list[object]:
+    cancels = [threading.Event() for _ in jobs]
+    return await asyncio.gather(
+        *(worker.generate(p, c) for p, c in zip(jobs, cancels, strict=True)), return_exceptions=True
+    )
+
+
+def test_waiting_compatible_jobs_share_one_engine_call_and_equal_their_lone_images(gate: threading.Event) -> None:
+    engine = FakeEngine(max_batch=8)
+    worker = make_worker(engine)
+    holder = block_first_call(worker, gate)
+    jobs = [params("a cat", n=2, seed=1), params("a dog", seed=5), params("a fox", n=3, seed=9)]
+
+    async def run() -> list[object]:
+        task = asyncio.ensure_future(gather_jobs(worker, jobs))
+        while len(worker._waiting) < 3:  # all three queued behind the held engine
+            await asyncio.sleep(0.01)
+        gate.set()
+        return await task
+
+    results = asyncio.run(run())
+    holder.join()
+    assert [len(c) for c in engine.calls] == [3], "one engine call for the three requests"
+    alone = FakeEngine()
+    for p, batched in zip(jobs, results, strict=True):
+        lone = alone.generate([p])[0]
+        assert batched.seeds == lone.seeds  # type: ignore[attr-defined]
+        for a, b in zip(pixels(batched.images), pixels(lone.images), strict=True):  # type: ignore[attr-defined]
+            assert np.array_equal(a, b)
+    worker.close()
+
+
+def test_incompatible_jobs_run_in_separate_calls_and_max_batch_bounds_a_call(gate: threading.Event) -> None:
+    engine = FakeEngine(max_batch=8)
+    worker = make_worker(engine, max_batch=2)
+    holder = block_first_call(worker, gate)
+    jobs = [params("a"), params("b"), params("c", steps=3), params("d")]
+
+    async def run() -> list[object]:
+        task = asyncio.ensure_future(gather_jobs(worker, jobs))
+        while len(worker._waiting) < 4:
+            await asyncio.sleep(0.01)
+        gate.set()
+        return await task
+
+    results = asyncio.run(run())
+    holder.join()
+    assert not any(isinstance(r, Exception) for r in results)
+    assert [[p.prompt for p in call] for call in engine.calls] == [["a", "b"], ["c"], ["d"]]
+    worker.close()
+
+
+def test_a_cancelled_job_leaves_its_batch_at_the_next_step_and_the_others_finish(gate: threading.Event) -> None:
+    engine = FakeEngine(step_delay=0.02)
+    worker = make_worker(engine)
+    holder = block_first_call(worker, gate)
+    cancel_a, cancel_b = threading.Event(), threading.Event()
+    steps_seen: list[int] = []
+
+    def on_step_a(st: StepPreview) -> None:
+        steps_seen.append(st.step)
+        if st.step == 2:
+            cancel_a.set()  # the client goes away during step 3
+
+    async def run() -> tuple[object, object]:
+        a = asyncio.ensure_future(worker.generate(params("a", steps=10), cancel_a, on_step_a))
+        b = asyncio.ensure_future(worker.generate(params("b", steps=10), cancel_b))
+        while len(worker._waiting) < 2:
+            await asyncio.sleep(0.01)
+        gate.set()
+        return tuple(await asyncio.gather(a, b, return_exceptions=True))  # type: ignore[return-value]
+
+    res_a, res_b = asyncio.run(run())
+    holder.join()
+    assert isinstance(res_a, GenerationCancelled) and "after 3 step(s)" in res_a.message
+    assert steps_seen == [1, 2], "a cancelled job gets no more previews"
+    assert not isinstance(res_b, Exception) and len(res_b.images) == 1  # type: ignore[attr-defined]
+    assert len(engine.calls) == 1 and len(engine.calls[0]) == 2
+    # Its rows were computed until the batch ended: counted as wasted steps (8 of the 10).
+    assert worker.metrics.cancelled_steps.labels("fake")._value.get() == 8
+    worker.close()
+
+
+def test_a_lone_cancelled_job_stops_the_engine_within_one_step() -> None:
+    engine = FakeEngine(step_delay=0.01)
+    worker = make_worker(engine)
+    cancel = threading.Event()
+    seen: list[int] = []
+
+    def on_step(st: StepPreview) -> None:
+        seen.append(st.step)
+        if st.step == 3:
+            cancel.set()
+
+    with pytest.raises(GenerationCancelled, match="after 3 step"):
+        asyncio.run(worker.generate(params("a", steps=50), cancel, on_step))
+    assert seen == [1, 2, 3], "the engine stopped at the step boundary, not after 50 steps"
+    assert len(asyncio.run(worker.generate(params("next", steps=2), threading.Event())).images) == 1
+    worker.close()
+
+
+def test_a_cancelled_waiting_job_never_reaches_the_engine(gate: threading.Event) -> None:
+    engine = FakeEngine()
+    worker = make_worker(engine)
+    holder = block_first_call(worker, gate)
+    cancel = threading.Event()
+
+    async def run() -> object:
+        task = asyncio.ensure_future(worker.generate(params("gone"), cancel))
+        while not worker._waiting:
+            await asyncio.sleep(0.01)
+        cancel.set()
+        gate.set()
+        return (await asyncio.gather(task, return_exceptions=True))[0]
+
+    assert isinstance(asyncio.run(run()), GenerationCancelled)
+    holder.join()
+    assert engine.calls == []
+    worker.close()
+
+
+def test_an_engine_error_fails_its_batch_only_and_the_worker_keeps_serving(gate: threading.Event) -> None:
+    engine = FakeEngine(fail_on="boom")
+    worker = make_worker(engine, max_batch=2)
+    holder = block_first_call(worker, gate)
+    jobs = [params("boom"), params("fine 1"), params("fine 2")]
+
+    async def run() -> list[object]:
+        task = asyncio.ensure_future(gather_jobs(worker, jobs))
+        while len(worker._waiting) < 3:
+            await asyncio.sleep(0.01)
+        gate.set()
+        return await task
+
+    results = asyncio.run(run())
+    holder.join()
+    assert isinstance(results[0], EngineError) and isinstance(results[1], EngineError)  # the failing batch
+    assert not isinstance(results[2], Exception)  # the next batch
+    after = asyncio.run(worker.generate(params("fine again"), threading.Event()))
+    assert len(after.images) == 1
+    worker.close()
+
+
+def test_out_of_memory_is_retried_once_at_half_batch(gate: threading.Event) -> None:
+    engine = FakeEngine(oom_above=2)
+    worker = make_worker(engine)
+    holder = block_first_call(worker, gate)
+    jobs = [params(f"p{i}") for i in range(4)]
+
+    async def run() -> list[object]:
+        task = asyncio.ensure_future(gather_jobs(worker, jobs))
+        while len(worker._waiting) < 4:
+            await asyncio.sleep(0.01)
+        gate.set()
+        return await task
+
+    results = asyncio.run(run())
+    holder.join()
+    assert not any(isinstance(r, Exception) for r in results), results
+    assert [len(c) for c in engine.calls] == [4, 2, 2]
+    assert worker.metrics.oom_retries.labels("fake")._value.get() == 1
+    # A lone request that does not fit fails with a clear 500, and the worker goes on.
+    with pytest.raises(OutOfMemoryError, match="ran out of memory generating 3 image"):
+        asyncio.run(worker.generate(params("big", n=3), threading.Event()))
+    assert len(asyncio.run(worker.generate(params("small"), threading.Event())).images) == 1
+    worker.close()
+
+
+def test_the_request_timeout_stops_a_job_with_a_clear_error() -> None:
+    engine = FakeEngine(step_delay=0.05)
+    worker = make_worker(engine, request_timeout_s=0.3)
+    cancel = threading.Event()
+    with pytest.raises(GenerationTimeout, match="request_timeout_seconds"):
+        asyncio.run(worker.generate(params("slow", steps=200), cancel))
+    assert cancel.is_set()
+    # The engine let go of it: the next job runs.
+    worker.request_timeout_s = None
+    assert len(asyncio.run(worker.generate(params("next", steps=2), threading.Event())).images) == 1
+    worker.close()
+
+
+def test_a_full_queue_refuses_at_once_and_close_fails_waiting_jobs(gate: threading.Event) -> None:
+    worker = make_worker(FakeEngine(), queue_limit=2)
+    holder = block_first_call(worker, gate)
+
+    async def run() -> list[object]:
+        tasks = [asyncio.ensure_future(worker.generate(params(f"w{i}"), threading.Event())) for i in range(2)]
+        while len(worker._waiting) < 2:
+            await asyncio.sleep(0.01)
+        with pytest.raises(QueueFullError) as info:
+            await worker.generate(params("third"), threading.Event())
+        assert info.value.headers["x-ratelimit-limit-requests"] == "2" and info.value.retry_after >= 1
+        await asyncio.to_thread(worker.close, 0.1)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(run())
+    assert all(isinstance(r, ShuttingDownError) for r in results), results
+    gate.set()
+    holder.join()
+
+
+def test_warmup_runs_before_ready() -> None:
+    engine = FakeEngine()
+    worker = EngineWorker("fake", engine, warmup=True, metrics=Metrics())
+    assert worker.state() == "loading"
+    worker.call(lambda: None)  # runs after load and warm-up, on the owning thread
+    assert worker.ready and len(engine.calls) == 1 and engine.calls[0][0].prompt == "warm-up"
+    worker.close()
