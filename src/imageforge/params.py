@@ -147,3 +147,6 @@ class EngineCapabilities:
     # Output width/height must be multiples of this (1 = any size; the embedded model resamples).
     size_multiple: int = 1
     max_pixels: int = 3840 * 2160
+    # The engine accepts ``request_cancelled`` in ``generate`` and stops computing a cancelled request's images at
+    # the next step boundary (the others go on undisturbed); the request's result then has ``images=()``.
+    drops_requests: bool = False

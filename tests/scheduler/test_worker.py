@@ -115,8 +115,11 @@ def test_incompatible_jobs_run_in_separate_calls_and_max_batch_bounds_a_call(gat
     worker.close()
 
 
-def test_a_cancelled_job_leaves_its_batch_at_the_next_step_and_the_others_finish(gate: threading.Event) -> None:
-    engine = FakeEngine(step_delay=0.02)
+@pytest.mark.parametrize("drops", [True, False], ids=["engine-drops-rows", "engine-keeps-rows"])
+def test_a_cancelled_job_leaves_its_batch_at_the_next_step_and_the_others_finish(
+    gate: threading.Event, drops: bool
+) -> None:
+    engine = FakeEngine(step_delay=0.02, drops_requests=drops)
     worker = make_worker(engine)
     holder = block_first_call(worker, gate)
     cancel_a, cancel_b = threading.Event(), threading.Event()
@@ -141,8 +144,13 @@ def test_a_cancelled_job_leaves_its_batch_at_the_next_step_and_the_others_finish
     assert steps_seen == [1, 2], "a cancelled job gets no more previews"
     assert not isinstance(res_b, Exception) and len(res_b.images) == 1  # type: ignore[attr-defined]
     assert len(engine.calls) == 1 and len(engine.calls[0]) == 2
-    # Its rows were computed until the batch ended: counted as wasted steps (8 of the 10).
-    assert worker.metrics.cancelled_steps.labels("fake")._value.get() == 8
+    wasted = worker.metrics.cancelled_steps.labels("fake")._value.get()
+    if drops:  # the engine stopped computing it at the step boundary: rows of 2 requests, then of 1
+        assert engine.active_per_step[0] == [2, 2] + [1] * 8
+        assert wasted == 1  # the step at which the worker saw the cancel
+    else:  # its rows were computed until the batch ended, and counted as wasted (steps 3 to 10)
+        assert engine.active_per_step[0] == [2] * 10
+        assert wasted == 8
     worker.close()
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "Engine",
     "EngineCapabilities",
     "EngineFactory",
+    "RequestCancelled",
     "check_batch",
     "check_quality_steps",
     "make_result",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 Cancelled = Callable[[], bool]
+# Index of a request in the batch -> whether that request is cancelled (engines with ``drops_requests``).
+RequestCancelled = Callable[[int], bool]
 
 
 def never_cancelled() -> bool:
@@ -69,6 +72,20 @@ class Engine(Protocol):
 
         ``on_step`` is called after every denoising step; ``cancelled`` is polled between steps and, when it
         returns true, the engine stops at once and raises :class:`~imageforge.errors.GenerationCancelled`.
+
+        Engines whose capabilities say ``drops_requests=True`` also take a keyword argument
+        ``request_cancelled: RequestCancelled | None = None`` (index of a request in ``batch`` -> whether it is
+        cancelled); callers pass it only to such engines, so the signature above stays the common ground.
+        It is polled at every step boundary (after ``on_step``, after ``cancelled``) and before each pass
+        of the network over a new chunk of images. Once it has returned true for a request, that request is
+        dropped for the rest of the call: its images are no longer computed (its rows leave the running pass; a
+        later pass holding only its images is skipped), its preview is empty, and its result, still at its
+        place in the returned list, has ``images=()`` (seeds, steps and prompt as asked). The other requests'
+        images are the same as without the drop, up to float rounding of a smaller batch. When every request of
+        the batch is dropped the engine raises :class:`~imageforge.errors.GenerationCancelled`, as for
+        ``cancelled``. ``StepPreview.step`` counts the steps run so far, one more at every call; its
+        ``total_steps`` is the number the call still expects to reach and shrinks when a skipped pass no longer
+        has to run (it never changes for a batch that fits one pass).
         """
         ...
 

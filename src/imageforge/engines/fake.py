@@ -5,6 +5,8 @@ and error paths run in milliseconds. Each image is a smooth pattern derived from
 equal (prompt, seed) pairs give equal images and a batch equals its images made alone. ``step_delay`` slows it
 down; ``fail_on`` makes prompts containing that text raise an engine error after ``fail_after_steps`` steps;
 ``oom_above`` makes a call with more images than that raise ``MemoryError`` (a simulated out-of-memory).
+It drops single requests like the embedded engine (``drops_requests``) and counts the (request, step) units it
+computed in ``request_steps``, so tests can see that a dropped request stopped costing work.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from PIL import Image
 from imageforge.engines.base import (
     Cancelled,
     EngineCapabilities,
+    RequestCancelled,
     check_batch,
     check_quality_steps,
     make_result,
     never_cancelled,
     raise_if_cancelled,
 )
-from imageforge.errors import EngineError
+from imageforge.errors import EngineError, GenerationCancelled
 from imageforge.imaging.canvas import flatten
 from imageforge.params import GenerationParams, GenerationResult, StepCallback, StepPreview
 
@@ -42,6 +45,7 @@ class FakeEngine:
         max_batch: int = 8,
         oom_above: int | None = None,
         quality_steps: dict[str, int] | None = None,
+        drops_requests: bool = True,
     ) -> None:
         self.step_delay = step_delay
         self.fail_on = fail_on
@@ -49,6 +53,10 @@ class FakeEngine:
         self.oom_above = oom_above
         self.loaded = False
         self.calls: list[list[GenerationParams]] = []  # history, for tests to assert on batching
+        # Work done, for tests to assert on dropped requests: one unit per still-computed request per step (all
+        # calls together), and per call the number of requests computed at each of its steps.
+        self.request_steps = 0
+        self.active_per_step: list[list[int]] = []
         self._caps = EngineCapabilities(
             native_resolutions=((64, 64),),
             max_batch=max_batch,
@@ -58,6 +66,7 @@ class FakeEngine:
             quality_steps=check_quality_steps(quality_steps or {"low": 2, "medium": 4, "high": 8}, 1, 1000),
             img2img=True,
             inpaint=True,
+            drops_requests=drops_requests,  # False: behaves like an engine that cannot shrink a batch
         )
 
     @property
@@ -75,6 +84,7 @@ class FakeEngine:
         batch: Sequence[GenerationParams],
         on_step: StepCallback | None = None,
         cancelled: Cancelled = never_cancelled,
+        request_cancelled: RequestCancelled | None = None,
     ) -> list[GenerationResult]:
         check_batch(batch, self._caps)
         self.calls.append(list(batch))
@@ -82,21 +92,38 @@ class FakeEngine:
             raise MemoryError(f"fake engine out of memory on purpose (more than {self.oom_above} images)")
         p0 = batch[0]
         total = p0.denoising_steps
+        dropped: set[int] = set()
+        active_counts: list[int] = []
+        self.active_per_step.append(active_counts)
+
+        def drop_cancelled(step: int) -> None:
+            if request_cancelled is not None:
+                dropped.update(r for r in range(len(batch)) if r not in dropped and request_cancelled(r))
+                if len(dropped) == len(batch):
+                    raise GenerationCancelled(f"generation cancelled after {step} step(s)")
+
+        drop_cancelled(0)
         for step in range(1, total + 1):
             if self.step_delay:
                 time.sleep(self.step_delay)
+            active = [r for r in range(len(batch)) if r not in dropped]
             if self.fail_on is not None and step > self.fail_after_steps:
-                failing = [p for p in batch if self.fail_on in p.prompt]
+                failing = [r for r in active if self.fail_on in batch[r].prompt]
                 if failing:
                     raise EngineError(f"fake engine failure on purpose (prompt contains {self.fail_on!r})")
+            self.request_steps += len(active)
+            active_counts.append(len(active))
             if on_step is not None:
-                on_step(StepPreview(step, total, partial(_preview, batch, step / total)))
+                on_step(StepPreview(step, total, partial(_preview, batch, step / total, frozenset(dropped))))
             raise_if_cancelled(cancelled, step)
-        return [make_result(p, _images(p, 1.0)) for p in batch]
+            drop_cancelled(step)
+        return [make_result(p, [] if r in dropped else _images(p, 1.0)) for r, p in enumerate(batch)]
 
 
-def _preview(batch: Sequence[GenerationParams], progress: float, request_index: int) -> list[Image.Image]:
-    return _images(batch[request_index], progress)
+def _preview(
+    batch: Sequence[GenerationParams], progress: float, dropped: frozenset[int], request_index: int
+) -> list[Image.Image]:
+    return [] if request_index in dropped else _images(batch[request_index], progress)
 
 
 def _images(p: GenerationParams, progress: float) -> list[Image.Image]:

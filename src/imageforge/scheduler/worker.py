@@ -8,9 +8,11 @@ equals the same image made alone.
 - **Admission**: at most ``queue_limit`` jobs wait; one more gets :class:`QueueFullError` (429 with
   ``Retry-After`` = the recent batch time) at once instead of an unbounded wait.
 - **Cancellation**: a job whose ``cancel`` event is set (client gone, timeout) leaves its batch at the next step
-  boundary: its future is settled at once and it gets no more previews; the others go on. The engine stops only
-  when every job of the batch is cancelled; until then the cancelled job's rows are still computed, and
-  those steps are counted (``imageforge_cancelled_steps``). A waiting job that is cancelled never starts.
+  boundary: its future is settled at once and it gets no more previews; the others go on. Engines that declare
+  ``drops_requests`` (the embedded and fake engines) are told through ``request_cancelled`` and stop computing
+  its rows there; with other engines (diffusers pipelines, whose loop cannot shrink a batch) its rows are
+  computed until the batch ends or every job of it is cancelled. Steps run for cancelled jobs are counted
+  (``imageforge_cancelled_steps``). A waiting job that is cancelled never starts.
 - **Faults**: an exception fails the jobs of that batch only. Out of memory frees memory and retries the batch
   once as two halves; a lone request that still does not fit fails with :class:`OutOfMemoryError`.
 """
@@ -357,11 +359,16 @@ class EngineWorker:
         self.metrics.running.labels(self.name).set(len(batch))
         t0 = time.monotonic()
         self._step = 0
+        # Engines that can drop a request from a running batch are told which ones left (rows stop at once).
+        extra: dict[str, Any] = {}
+        if self.engine.capabilities.drops_requests:
+            extra["request_cancelled"] = lambda i: batch[i].cancel.is_set()
         try:
             results = self.engine.generate(
                 [j.params for j in batch],
                 on_step=lambda st: self._on_step(batch, st),
                 cancelled=lambda: all(j.cancel.is_set() for j in batch),
+                **extra,
             )
         except GenerationCancelled:
             for job in batch:
@@ -373,7 +380,10 @@ class EngineWorker:
                 self._fail(batch, exc)
         else:
             for job, result in zip(batch, results, strict=True):
-                self._settle(job, result=result)
+                if job.cancel.is_set() and not result.images:  # dropped by the engine before a step saw it
+                    self._settle(job, exc=self._cancel_error(job, self._step))
+                else:
+                    self._settle(job, result=result)
         finally:
             elapsed = time.monotonic() - t0
             self.metrics.run_seconds.labels(self.name).observe(elapsed)
@@ -387,8 +397,12 @@ class EngineWorker:
         self._step = st.step
         for index, job in enumerate(batch):
             if job.cancel.is_set():
-                job.steps_after_cancel += 1
-                self.metrics.cancelled_steps.labels(self.name).inc()
+                # The step that was running when the job was cancelled is wasted work; after it, an engine that
+                # drops requests computes nothing more for the job, and any other engine computes its rows until
+                # the batch ends.
+                if not (job.settled and self.engine.capabilities.drops_requests):
+                    job.steps_after_cancel += 1
+                    self.metrics.cancelled_steps.labels(self.name).inc()
                 self._settle(job, exc=self._cancel_error(job, st.step))
                 continue
             if job.on_step is not None:

@@ -3,12 +3,17 @@
 ``encode_for_delivery`` encodes an image (``imaging.encode``: format, alpha, compression) and, for ``b64_json``,
 base64s it, in one call, so both run in the pool. It returns the CPU seconds it used (its thread's), which
 ``/metrics`` reports per format and the benchmarks divide by request time (P4).
+
+Threads, 2 by default, by measurement (``benchmarks/bench_encode_pool.py``, BENCHMARKS.md): PNG and WebP
+encodes release the GIL, so two threads encode 1.8x as fast as one, and a process pool is slower (moving a 4 MB
+image to the worker costs more CPU in the server than a JPEG encode) and stalls the event loop more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import multiprocessing
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal
@@ -40,7 +45,8 @@ class EncodePool:
     def _pool(self) -> Executor:
         if self._executor is None:  # created on first use, not at import or construction
             if self.kind == "process":
-                self._executor = ProcessPoolExecutor(self.workers)
+                # spawn, not fork: forking a process that holds torch (and maybe CUDA) state is unsafe.
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
             else:
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="encode")
         return self._executor

@@ -20,6 +20,7 @@ from PIL import Image, ImageChops
 from imageforge.engines.base import (
     Cancelled,
     EngineCapabilities,
+    RequestCancelled,
     check_batch,
     check_quality_steps,
     make_result,
@@ -27,8 +28,8 @@ from imageforge.engines.base import (
     raise_if_cancelled,
     resolve_device,
 )
-from imageforge.engines.chunks import plan_chunks
-from imageforge.errors import ConfigurationError
+from imageforge.engines.chunks import ImageSlot, plan_chunks
+from imageforge.errors import ConfigurationError, GenerationCancelled
 from imageforge.imaging.canvas import (
     blend,
     fit_square,
@@ -72,6 +73,7 @@ class EmbeddedEngine:
             quality_steps=check_quality_steps(quality_steps or self.config.quality_steps, 1, 200),
             img2img=True,
             inpaint=True,
+            drops_requests=True,
         )
         self._text: Any = None
         self._sampler: Any = None
@@ -115,7 +117,10 @@ class EmbeddedEngine:
         batch: Sequence[GenerationParams],
         on_step: StepCallback | None = None,
         cancelled: Cancelled = never_cancelled,
+        request_cancelled: RequestCancelled | None = None,
     ) -> list[GenerationResult]:
+        """See :class:`~imageforge.engines.base.Engine`; ``request_cancelled`` drops single requests (their rows
+        leave the running pass at the next step boundary; a later pass skips them)."""
         check_batch(batch, self._caps)
         self.load()
         p0 = batch[0]
@@ -128,15 +133,38 @@ class EmbeddedEngine:
         finals: list[list[Image.Image | None]] = [[None] * p.n for p in batch]
         chunks = plan_chunks(batch, self._caps.max_batch)
         steps_per_chunk = p0.denoising_steps
-        total = steps_per_chunk * len(chunks)
         done = 0
-        for chunk in chunks:
-            cond = _stack_rows([embeds[s.request] for s in chunk])
-            uncond = _stack_rows([negatives[s.request] for s in chunk]) if p0.negative_prompt else self._uncond
-            init, mask = _stack_inits([inits[s.request] for s in chunk])
-            seeds = [batch[s.request].seed + s.image for s in chunk]
-            prompts = [batch[s.request].prompt for s in chunk]
-            refs = self._reference_tensor([concepts[s.request] for s in chunk], seeds, prompts)
+        dropped: set[int] = set()  # requests left through request_cancelled: never computed again
+
+        def drop_cancelled() -> bool:
+            """Poll ``request_cancelled``; true when a request was newly dropped."""
+            if request_cancelled is None:
+                return False
+            new = [r for r in range(len(batch)) if r not in dropped and request_cancelled(r)]
+            dropped.update(new)
+            if len(dropped) == len(batch):
+                raise GenerationCancelled(f"generation cancelled after {done} step(s)")
+            return bool(new)
+
+        def live(chunk: list[ImageSlot]) -> list[ImageSlot]:
+            return [s for s in chunk if s.request not in dropped]
+
+        def total_after(index: int, left: int) -> int:
+            """Steps this call runs: those done, ``left`` more in pass ``index``, all of each later live pass."""
+            return done + left + steps_per_chunk * sum(1 for c in chunks[index + 1 :] if live(c))
+
+        current: dict[tuple[int, int], Any] = {}
+        drop_cancelled()
+        for index, chunk in enumerate(chunks):
+            active = live(chunk)  # the images of this pass still computed, one per row of the sampler's batch
+            if not active:
+                continue
+            cond = _stack_rows([embeds[s.request] for s in active])
+            uncond = _stack_rows([negatives[s.request] for s in active]) if p0.negative_prompt else self._uncond
+            init, mask = _stack_inits([inits[s.request] for s in active])
+            seeds = [batch[s.request].seed + s.image for s in active]
+            prompts = [batch[s.request].prompt for s in active]
+            refs = self._reference_tensor([concepts[s.request] for s in active], seeds, prompts)
             schedule, strength = p0.steps, p0.strength
             if init is None and refs is not None and self.config.reference_start < 1.0:
                 init = self._reference_start(refs, prompts)
@@ -144,22 +172,37 @@ class EmbeddedEngine:
                 # longer schedule that begins at the reference_start noise level.
                 schedule = math.ceil(p0.steps / self.config.reference_start)
                 strength = (p0.steps + 0.5) / schedule  # the sampler runs int(schedule * strength) == steps
-            current: dict[tuple[int, int], Any] = {}
             last: Any = None
+            keep: list[int] | None = None
             run = self._sampler.run(cond, uncond, seeds, schedule, guidance, init, mask, strength, refs)
-            for st in run:
+            while True:
+                try:
+                    st = run.send(keep)  # None: go on with every row; a list: only those rows
+                except StopIteration:
+                    break
+                keep = None
                 done += 1
-                for k, slot in enumerate(chunk):
+                for k, slot in enumerate(active):
                     current[(slot.request, slot.image)] = st.x0[k]
                 if on_step is not None:
-                    on_step(StepPreview(done, total, self._previewer(batch, finals, dict(current))))
+                    total = total_after(index, st.total - st.step)
+                    on_step(StepPreview(done, total, self._previewer(batch, finals, dict(current), set(dropped))))
                 raise_if_cancelled(cancelled, done)
                 last = st.sample
-            for k, slot in enumerate(chunk):
+                if drop_cancelled():
+                    current = {key: x for key, x in current.items() if key[0] not in dropped}
+                    rows = [k for k, slot in enumerate(active) if slot.request not in dropped]
+                    if len(rows) < len(active):  # some of this pass's images are no longer wanted
+                        active = [active[k] for k in rows]
+                        if not active:  # none: leave the pass, on to the next one
+                            run.close()
+                            break
+                        keep, last = rows, last[rows]  # the sampler drops the same rows before its next step
+            for k, slot in enumerate(active):
                 finals[slot.request][slot.image] = self._postprocess(batch[slot.request], last[k])
         return [
-            make_result(p, [im for im in imgs if im is not None], self._used_prompt(p.prompt))
-            for p, imgs in zip(batch, finals, strict=True)
+            make_result(p, [] if r in dropped else [im for im in imgs if im is not None], self._used_prompt(p.prompt))
+            for r, (p, imgs) in enumerate(zip(batch, finals, strict=True))
         ]
 
     def _concept(self, prompt: str) -> int | None:
@@ -228,11 +271,15 @@ class EmbeddedEngine:
         batch: Sequence[GenerationParams],
         finals: list[list[Image.Image | None]],
         current: dict[tuple[int, int], Any],
+        dropped: set[int],
     ) -> Callable[[int], list[Image.Image]]:
         """Previews of a request: finished images as they are, images in flight as their x0 estimate. Images of
-        a later chunk (only when the batch exceeds ``max_batch``) are not in the list yet."""
+        a later chunk (only when the batch exceeds ``max_batch``) are not in the list yet; a dropped request has
+        none."""
 
         def preview(request_index: int) -> list[Image.Image]:
+            if request_index in dropped:
+                return []
             p = batch[request_index]
             out = []
             for i in range(p.n):

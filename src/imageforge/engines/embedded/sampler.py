@@ -2,7 +2,9 @@
 
 ``Sampler.run`` yields a :class:`SamplerStep` after every denoising step, carrying the current estimate of the
 clean image (free with v-prediction: ``x0 = alpha_t * x_t - sigma_t * v``), so a caller can show previews,
-count progress or simply stop iterating to cancel: nothing runs between ``yield`` s.
+count progress or simply stop iterating to cancel: nothing runs between ``yield`` s. A caller can also drop
+images between steps: ``run.send(keep)`` (row indices to keep, ascending) instead of ``next(run)`` continues with
+those rows only, every per-image tensor sliced alike, so the kept images come out as they would have anyway.
 
 Image-to-image is SDEdit (Meng et al. 2022): the init image is noised to the level ``strength`` of the way up the
 schedule and denoised from there. Inpainting adds masked sampling (as in RePaint/SD's legacy inpaint): after every
@@ -12,7 +14,7 @@ the masked part, in context.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,9 +61,13 @@ class Sampler:
         mask: torch.Tensor | None = None,
         strength: float = 1.0,
         references: torch.Tensor | None = None,
-    ) -> Iterator[SamplerStep]:
+    ) -> Generator[SamplerStep, Sequence[int] | torch.Tensor | None, None]:
         """Sample ``len(seeds)`` images; ``cond`` holds one row per image, ``uncond`` one row (broadcast) or one
         per image (negative prompts).
+
+        After a yield, ``send(keep)`` with the indices (into the current rows, ascending, not empty) of the images
+        to go on with drops the others before the next step; ``next()`` (or ``send(None)``) keeps them all. Later
+        steps' ``x0`` and ``sample`` then hold the kept rows only, in ``keep`` order.
 
         ``init`` (B, C, S, S) in [-1, 1] starts from an image (img2img); with ``mask`` (B, 1, S, S) in [0, 1]
         (1 = repaint) the rest of ``init`` is kept (inpainting). ``references`` (B, 4k, S, S) in [-1, 1] are the
@@ -87,6 +93,9 @@ class Sampler:
             timesteps = timesteps[start:]
             sched.set_begin_index(start)
             x = sched.add_noise(init, noise, timesteps[:1].repeat(b))
+            init = init.expand_as(x)  # one row per image (even if broadcast), so rows can be dropped alike
+            if mask is not None:
+                mask = mask.expand(b, *mask.shape[1:])
 
         # 2. Conditioning for the doubled CFG batch: [uncond * B, cond * B].
         ctx = torch.cat([uncond.tokens.expand(b, -1, -1), cond.tokens])  # (2B, T, D)
@@ -118,4 +127,40 @@ class Sampler:
                     known = init
                 x = mask * x + (1 - mask) * known
                 x0 = mask * x0 + (1 - mask) * init
-            yield SamplerStep(step=i + 1, total=len(timesteps), x0=x0, sample=x)
+            keep = yield SamplerStep(step=i + 1, total=len(timesteps), x0=x0, sample=x)
+            if keep is None:
+                continue
+            rows = _keep_index(keep, b, self.device)
+            if len(rows) == b:
+                continue
+            both = torch.cat([rows, rows + b])  # the same images in both halves of the doubled CFG batch
+            _slice_scheduler(sched, rows, b, x.ndim)
+            x, noise = x[rows], noise[rows]
+            init = init[rows] if init is not None else None
+            mask = mask[rows] if mask is not None else None
+            ctx, ctx_mask, pooled = ctx[both], ctx_mask[both], pooled[both]
+            extra = extra[both] if extra is not None else None
+            b = len(rows)
+
+
+def _keep_index(keep: Sequence[int] | torch.Tensor, b: int, device: str) -> torch.Tensor:
+    rows = torch.as_tensor(keep, dtype=torch.long).flatten().cpu()
+    if len(rows) == 0 or bool((rows < 0).any()) or bool((rows >= b).any()) or bool((rows[1:] <= rows[:-1]).any()):
+        raise ValueError(f"keep must be ascending, distinct row indices below {b}, not empty; got {rows.tolist()}")
+    return rows.to(device)
+
+
+def _slice_scheduler(sched: Any, rows: torch.Tensor, b: int, ndim: int) -> None:
+    """Keep ``rows`` of the scheduler's per-image history: DPM-Solver++ (2M) remembers the previous step's model
+    output (``model_outputs``); other diffusers versions or schedulers may keep more (``sample``, ``last_sample``).
+    Every tensor shaped like the batch, (b, C, S, S), is per image; its 1-D schedule tables are not."""
+
+    def per_image(value: Any) -> bool:
+        return isinstance(value, torch.Tensor) and value.ndim == ndim and value.shape[0] == b
+
+    for name, value in list(vars(sched).items()):
+        if per_image(value):
+            setattr(sched, name, value[rows])
+        elif isinstance(value, list | tuple) and any(per_image(v) for v in value):
+            sliced = [v[rows] if per_image(v) else v for v in value]
+            setattr(sched, name, type(value)(sliced))
