@@ -118,6 +118,7 @@ def setups(which: str, work: Path) -> list[EngineSetup]:
     if which in ("sd-turbo-small", "both"):
         path = build_sd_turbo_small(work)
         toml = f"""
+include_defaults = false
 [models."sd-turbo-small"]
 engine = "diffusers"
 profile = "imageforge"
@@ -150,8 +151,12 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {(data / 'server.log').read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.base}/ready", timeout=2).status_code == 200:
+                r = httpx.get(f"{self.base}/ready", timeout=2)
+                if r.status_code == 200:
                     return
+                if any(state.startswith("failed") for state in r.json()["engines"].values()):
+                    self.stop()
+                    raise RuntimeError(f"engine failed: {r.json()}")
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
@@ -183,7 +188,9 @@ def body(setup: EngineSetup, i: int, **extra: Any) -> dict[str, Any]:
 async def one(client: httpx.AsyncClient, url: str, payload: dict[str, Any]) -> tuple[int, float, dict[str, str]]:
     t0 = time.perf_counter()
     r = await client.post(url, json=payload)
-    return r.status_code, time.perf_counter() - t0, dict(r.headers)
+    headers = dict(r.headers)
+    headers["x-bench-sent"] = f"{t0:.4f}"
+    return r.status_code, time.perf_counter() - t0, headers
 
 
 async def closed_loop(base: str, setup: EngineSetup, concurrency: int, per_worker: int) -> tuple[float, list[float]]:
@@ -291,8 +298,10 @@ async def open_loop(base: str, setup: EngineSetup, rate: float, seconds: float) 
     busy = [r for r in results if not isinstance(r, BaseException) and r[0] == 429]
     with_retry = [r for r in busy if "retry-after" in r[2]]
     lost = len(results) - len(ok) - len(busy)
+    timeline = [(round(float(r[2]["x-bench-sent"]) - t0, 3), r[0], round(r[1], 3)) for r in results
+                if not isinstance(r, BaseException)]  # fmt: skip
     return {"offered": len(results), "ok": len(ok), "429": len(busy), "429_with_retry_after": len(with_retry),
-            "lost": lost, "p50_s": pct(ok, 50), "p99_s": pct(ok, 99)}  # fmt: skip
+            "lost": lost, "p50_s": pct(ok, 50), "p99_s": pct(ok, 99), "timeline": timeline}  # fmt: skip
 
 
 def bench(setup: EngineSetup, work: Path, quick: bool) -> dict[str, Any]:
@@ -376,12 +385,14 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
-    results = [bench(s, args.work, args.quick) for s in setups(args.engine, args.work)]
+    results = []
+    for setup in setups(args.engine, args.work):
+        results.append(bench(setup, args.work, args.quick))
+        if args.json:  # after each engine, so a later failure keeps what was measured
+            meta = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
+                    "date": time.strftime("%Y-%m-%d"), "results": results}  # fmt: skip
+            args.json.write_text(json.dumps(meta, indent=2))
     table(results)
-    if args.json:
-        meta = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
-                "date": time.strftime("%Y-%m-%d"), "results": results}  # fmt: skip
-        args.json.write_text(json.dumps(meta, indent=2))
 
 
 if __name__ == "__main__":

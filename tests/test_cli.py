@@ -70,3 +70,25 @@ def test_models_lists_the_default_catalogue(tmp_path: Path) -> None:
     assert r.returncode == 0
     for model in ("imageforge-emoji", "gpt-image-1", "gpt-image-2", "dall-e-2", "dall-e-3"):
         assert model in r.stdout
+
+
+def test_every_serve_flag_reaches_its_setting() -> None:
+    """A flag that parsed but never reached Settings would be silently ignored (it happened: --max-batch)."""
+    from imageforge.cli import _parser, _settings
+
+    ns = _parser().parse_args([
+        "serve", "--queue-limit", "3", "--max-batch", "1", "--batch-wait-ms", "2.5", "--request-timeout", "9",
+        "--drain-timeout", "4", "--no-warmup", "--key-requests-per-minute", "5", "--key-images-per-minute", "6",
+        "--user-requests-per-minute", "7", "--user-images-per-minute", "8", "--url-ttl", "60", "--port", "9001",
+    ])  # fmt: skip
+    s = _settings(ns)
+    assert (s.queue_limit, s.max_batch, s.batch_wait_ms, s.request_timeout_seconds, s.drain_timeout_seconds) == (
+        3,
+        1,
+        2.5,
+        9.0,
+        4.0,
+    )
+    assert (s.warmup, s.key_requests_per_minute, s.key_images_per_minute) == (False, 5, 6)
+    assert (s.user_requests_per_minute, s.user_images_per_minute, s.url_ttl_seconds, s.port) == (7, 8, 60, 9001)
+    assert _settings(_parser().parse_args(["serve"])).warmup is True  # absent flags keep the defaults

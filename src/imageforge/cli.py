@@ -43,15 +43,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="[IMAGEFORGE_LOG_LEVEL]")
 
 
-_SETTING_FLAGS = (
-    "config", "data_dir", "device", "dtype", "threads", "log_level", "host", "port", "api_keys",
-    "allow_unauthenticated", "public_base_url", "url_ttl_seconds", "default_gpt_model", "planner_url",
-    "planner_models", "responses_finished_status",
-)  # fmt: skip
-
-
 def _settings(ns: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(ns, k, None) for k in _SETTING_FLAGS}
+    # Every flag whose dest is a Settings field maps onto it (a flag not given is None and leaves the default).
+    overrides = {k: getattr(ns, k, None) for k in Settings.model_fields}
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 

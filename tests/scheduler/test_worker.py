@@ -279,3 +279,29 @@ def test_warmup_runs_before_ready() -> None:
     worker.call(lambda: None)  # runs after load and warm-up, on the owning thread
     assert worker.ready and len(engine.calls) == 1 and engine.calls[0][0].prompt == "warm-up"
     worker.close()
+
+
+def test_engines_load_one_at_a_time() -> None:
+    """diffusers/accelerate patch torch's module construction process-wide while loading (init_empty_weights):
+    an embedded engine built meanwhile on another thread got meta tensors. Loads are serialized."""
+    active, overlaps = [0], [0]
+    lock = threading.Lock()
+
+    class SlowLoad(FakeEngine):
+        def load(self) -> None:
+            with lock:
+                active[0] += 1
+                overlaps[0] = max(overlaps[0], active[0])
+            threading.Event().wait(0.05)
+            with lock:
+                active[0] -= 1
+            super().load()
+
+    workers = [EngineWorker(f"w{i}", SlowLoad(), warmup=False, metrics=Metrics()) for i in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.call(lambda: None)
+        assert w.ready
+        w.close()
+    assert overlaps[0] == 1

@@ -49,6 +49,9 @@ __all__ = ["EngineWorker", "Job"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Engines load one at a time, process-wide: diffusers/accelerate build models under init_empty_weights, which
+# patches torch's module construction globally, so an engine built on another thread meanwhile gets meta tensors.
+_LOAD_LOCK = threading.Lock()
 
 
 @dataclass(eq=False)
@@ -253,7 +256,8 @@ class EngineWorker:
     def _load(self) -> bool:
         try:
             log.info("loading engine %s", self.name)
-            self.engine.load()
+            with _LOAD_LOCK:
+                self.engine.load()
             if self.warmup:
                 self._state = "warming"
                 self._warm_up()
