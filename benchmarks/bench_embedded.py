@@ -1,10 +1,13 @@
 """Embedded model speed on this machine: seconds per image by size and quality, cold start, and file sizes.
 
     python benchmarks/bench_embedded.py [--repeats 5] [--json out.json]
+    python benchmarks/bench_embedded.py --batches 1 2 4 8 16      # seconds per image by batch size only
 
 Numbers go to BENCHMARKS.md by hand, with the machine and the date. Nothing here is asserted by tests.
 - "generate": engine.generate for one image (text encoding + denoising + resampling to the size).
 - "encode png": imaging.encode at the default level, for the same image.
+- "batches": one engine.generate call of B requests (1024x1024, quality low, different prompts and seeds): the
+  engine's own batch scaling, which bounds what the scheduler's batching can gain (BENCHMARKS.md, issue 6).
 - "cold start": a fresh ``imageforge generate`` process until the image file exists (imports, weight loading,
   one image), wall clock.
 """
@@ -57,11 +60,31 @@ def cold_start(size: str, quality: str) -> float:
     return elapsed
 
 
+def batch_scaling(sizes: list[int], repeats: int) -> None:
+    engine = EmbeddedEngine(device="cpu")
+    engine.load()
+    steps = engine.capabilities.quality_steps["low"]
+
+    def call(b: int) -> None:
+        batch = [GenerationParams(prompt=f"a red apple {i}", width=1024, height=1024, steps=steps, seed=i)
+                 for i in range(b)]  # fmt: skip
+        engine.generate(batch)
+
+    call(2)  # warm up
+    for b in sizes:
+        t = median_time(lambda b=b: call(b), repeats)
+        print(f"batch {b}: {t:.3f} s per call, {t / b:.3f} s per image", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--batches", type=int, nargs="+", help="only measure these batch sizes")
     args = ap.parse_args()
+    if args.batches:
+        batch_scaling(args.batches, args.repeats)
+        return
 
     results: dict[str, object] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "

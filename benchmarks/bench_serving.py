@@ -12,8 +12,9 @@ client is httpx in this process. Figures (issue 6):
 - **P4 encode share**: the server's encode+base64 CPU time / request wall time, per format (from /metrics).
 - **P7 wasted work**: denoising steps run after a client disconnects (``imageforge_cancelled_steps_total``), for
   a lone request and for one request of a full batch.
-- **R2 overload**: open-loop arrivals at 2× the measured saturation rate for a fixed time: share answered 429
-  with Retry-After, p99 of admitted requests / p99 at 1× saturation, requests lost (neither an image nor a 429).
+- **R2 overload**: open-loop arrivals at 2× the measured saturation rate for a fixed time, on a server whose
+  queue holds about 8 s of work: share answered 429 with Retry-After, p99 of admitted requests / p99 at 1×
+  saturation, requests lost (neither an image nor a 429). ``--only-r2`` runs just this.
 
 Engines: the embedded model (1024², quality low) and ``sd-turbo-small``, a StableDiffusionPipeline with SD-Turbo's
 architecture (SD 2.x UNet layout, linear attention projections, 4-channel latents at /8, Euler with trailing
@@ -304,6 +305,30 @@ async def open_loop(base: str, setup: EngineSetup, rate: float, seconds: float) 
             "lost": lost, "p50_s": pct(ok, 50), "p99_s": pct(ok, 99), "timeline": timeline}  # fmt: skip
 
 
+def overload(work: Path, setup: EngineSetup, ips: float | None, quick: bool) -> dict[str, Any]:
+    """R2 on a server whose queue holds about 8 s of work at the measured saturation rate ``ips`` (measured here
+    at concurrency 8 if not given): open-loop arrivals at 1x, then 2x that rate."""
+    if ips is None:
+        probe = Server(work, setup)
+        try:
+            asyncio.run(closed_loop(probe.base, setup, 1, 1))
+            ips, _ = asyncio.run(closed_loop(probe.base, setup, 8, 2 if quick else 3))
+        finally:
+            probe.stop()
+    queue = max(2, round(8 * ips))
+    server = Server(work, setup, "--queue-limit", str(queue))
+    try:
+        asyncio.run(closed_loop(server.base, setup, 1, 1))
+        seconds = 20.0 if quick else 40.0
+        r1 = asyncio.run(open_loop(server.base, setup, ips, seconds))
+        r2 = asyncio.run(open_loop(server.base, setup, 2 * ips, seconds))
+    finally:
+        server.stop()
+    return {"R2_saturation_images_per_s": ips, "R2_queue_limit": queue, "R2_at_1x": r1, "R2_at_2x": r2,
+            "R2_share_429": r2["429"] / r2["offered"], "R2_p99_ratio": r2["p99_s"] / r1["p99_s"],
+            "R2_lost": r2["lost"] + r1["lost"]}  # fmt: skip
+
+
 def bench(setup: EngineSetup, work: Path, quick: bool) -> dict[str, Any]:
     reps = 3 if quick else 5
     per_worker = 2 if quick else 4
@@ -324,15 +349,9 @@ def bench(setup: EngineSetup, work: Path, quick: bool) -> dict[str, Any]:
         res["P4_encode_share"] = asyncio.run(p4_encode_share(batched, setup, reps))
         res["P7_steps_after_disconnect_lone"] = asyncio.run(p7_wasted(batched, setup, 1))
         res["P7_steps_after_disconnect_in_batch_of_4"] = asyncio.run(p7_wasted(batched, setup, 4))
-        seconds = 20.0 if quick else 40.0
-        res["R2_at_1x"] = asyncio.run(open_loop(batched.base, setup, ips_on, seconds))
-        res["R2_at_2x"] = asyncio.run(open_loop(batched.base, setup, 2 * ips_on, seconds))
-        r1, r2 = res["R2_at_1x"], res["R2_at_2x"]
-        res["R2_share_429"] = r2["429"] / r2["offered"]
-        res["R2_p99_ratio"] = r2["p99_s"] / r1["p99_s"]
-        res["R2_lost"] = r2["lost"] + r1["lost"]
     finally:
         batched.stop()
+    res.update(overload(work, setup, ips_on, quick))
     unbatched = Server(work, setup, "--queue-limit", "16", "--max-batch", "1")
     try:
         asyncio.run(closed_loop(unbatched.base, setup, 1, 1))
@@ -372,8 +391,19 @@ def table(results: list[dict[str, Any]]) -> None:
         f"({r['R2_at_2x']['429_with_retry_after']}/{r['R2_at_2x']['429']})")  # fmt: skip
     row("R2 p99 admitted at 2x / at 1x", lambda r: f"{r['R2_p99_ratio']:.2f} ({r['R2_at_2x']['p99_s']:.1f} s / "
         f"{r['R2_at_1x']['p99_s']:.1f} s)")  # fmt: skip
+    row("R2 queue limit (8 s of work)", lambda r: str(r["R2_queue_limit"]))
     row("R2 requests lost", lambda r: str(r["R2_lost"]))
     Console().print(t)
+
+
+def r2_table(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        a, b = r["R2_at_1x"], r["R2_at_2x"]
+        print(
+            f"{r['engine']}: saturation {r['R2_saturation_images_per_s']:.2f} img/s, queue {r['R2_queue_limit']}; "
+            f"2x: {b['429']}/{b['offered']} answered 429 ({b['429_with_retry_after']} with Retry-After), "
+            f"p99 {b['p99_s']:.2f} s vs {a['p99_s']:.2f} s at 1x ({r['R2_p99_ratio']:.2f}x), lost {r['R2_lost']}"
+        )
 
 
 def main() -> None:
@@ -381,18 +411,22 @@ def main() -> None:
     ap.add_argument("--engine", default="both", choices=["embedded", "sd-turbo-small", "both"])
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    ap.add_argument("--only-r2", action="store_true", help="only the overload run (R2)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "imageforge-bench-serving")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
     results = []
     for setup in setups(args.engine, args.work):
-        results.append(bench(setup, args.work, args.quick))
+        if args.only_r2:
+            results.append({"engine": setup.name, **overload(args.work, setup, None, args.quick)})
+        else:
+            results.append(bench(setup, args.work, args.quick))
         if args.json:  # after each engine, so a later failure keeps what was measured
             meta = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "python": platform.python_version(),
                     "date": time.strftime("%Y-%m-%d"), "results": results}  # fmt: skip
             args.json.write_text(json.dumps(meta, indent=2))
-    table(results)
+    (r2_table if args.only_r2 else table)(results)
 
 
 if __name__ == "__main__":
