@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-batch", type=int, help="images per engine call across requests (engine's; 1 = off)")
     serve.add_argument("--batch-wait-ms", type=float, help="wait for compatible requests to batch with (5)")
     serve.add_argument("--request-timeout", dest="request_timeout_seconds", type=float,
-                       help="longest a generation may take, queue included (600; 0 = none)")  # fmt: skip
+                       help="longest a generation may take, queue included (580; 0 = none)")  # fmt: skip
     serve.add_argument("--drain-timeout", dest="drain_timeout_seconds", type=float,
                        help="on SIGTERM, how long in-flight requests may take (30)")  # fmt: skip
     serve.add_argument("--no-warmup", dest="warmup", action="store_false", default=None,

@@ -70,8 +70,9 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="how long a request may wait for compatible ones to share its batch"
     )
     request_timeout_seconds: float = Field(
-        default=600.0, ge=0, description="longest a generation may queue and run (0 = no limit); then 504"
-    )
+        default=580.0, ge=0,
+        description="longest a generation may queue and run (0 = no limit); then 504 (under the SDK's 600 s)",
+    )  # fmt: skip
     warmup: bool = Field(default=True, description="run one tiny generation per engine before /ready says ready")
     drain_timeout_seconds: float = Field(
         default=30.0, ge=0, description="on SIGTERM, how long in-flight requests may take to finish"

@@ -305,3 +305,25 @@ def test_engines_load_one_at_a_time() -> None:
         assert w.ready
         w.close()
     assert overlaps[0] == 1
+
+
+def test_a_request_cancelled_while_waiting_gives_its_slot_back_at_once(gate: threading.Event) -> None:
+    worker = make_worker(FakeEngine(), queue_limit=1)
+    holder = block_first_call(worker, gate)  # the engine is busy for as long as the test wants
+    cancel = threading.Event()
+
+    async def run() -> object:
+        task = asyncio.ensure_future(worker.generate(params("abandoned"), cancel))
+        while not worker._waiting:
+            await asyncio.sleep(0.01)
+        with pytest.raises(QueueFullError):
+            worker.admit()
+        cancel.set()  # the client went away (seen by the route's disconnect watcher)
+        result = (await asyncio.gather(task, return_exceptions=True))[0]
+        worker.admit()  # the slot is free while the engine is still busy
+        return result
+
+    assert isinstance(asyncio.run(run()), GenerationCancelled)
+    gate.set()
+    holder.join()
+    worker.close()

@@ -21,7 +21,7 @@ from imageforge.protocol.errors import ErrorBody, ErrorResponse
 __all__ = ["error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
-_NO_RETRY = {400, 401, 403, 404, 405, 413, 415, 422, 499}
+_NO_RETRY = {400, 401, 403, 404, 405, 413, 415, 422, 499, 504}  # 504: the same work would time out again
 
 
 def error_response(

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from imageforge.api.errors import from_exception
 from imageforge.errors import ShuttingDownError
+from imageforge.serving.images import FILES_PATH
 
 __all__ = ["Drain", "DrainMiddleware", "DrainingServer"]
 
@@ -44,7 +45,9 @@ class DrainMiddleware:
         self.drain = drain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in EXEMPT:
+        path = str(scope.get("path", ""))
+        # Probes keep answering, and images made by requests that finished during the drain stay downloadable.
+        if scope["type"] != "http" or path in EXEMPT or path.startswith(FILES_PATH):
             await self.app(scope, receive, send)
             return
         if self.drain.draining:

@@ -52,6 +52,7 @@ T = TypeVar("T")
 # Engines load one at a time, process-wide: diffusers/accelerate build models under init_empty_weights, which
 # patches torch's module construction globally, so an engine built on another thread meanwhile gets meta tensors.
 _LOAD_LOCK = threading.Lock()
+WATCH_INTERVAL_S = 0.1  # how often a waiting request checks its cancel flag and deadline
 
 
 @dataclass(eq=False)
@@ -141,6 +142,7 @@ class EngineWorker:
             for job in self._waiting:
                 self._settle(job, exc=ShuttingDownError("The server is shutting down."))
             self._waiting.clear()
+            self.metrics.queue_depth.labels(self.name).set(0)
             for job in self._running:
                 job.cancel.set()
             self._cond.notify_all()
@@ -188,6 +190,7 @@ class EngineWorker:
         """Queue a job (thread-safe); :class:`QueueFullError` at once when the queue is full."""
         job = Job(params, cancel, on_step, model)
         with self._cond:
+            self._drop_cancelled_waiting()  # abandoned requests do not hold slots
             self.admit()
             self._waiting.append(job)
             self.metrics.queue_depth.labels(self.name).set(len(self._waiting))
@@ -209,25 +212,41 @@ class EngineWorker:
         job's ``queue_s`` and ``run_s``."""
         job = self.submit(params, cancel, on_step, model)
         waited = asyncio.wrap_future(job.future)
+        deadline = None if self.request_timeout_s is None else time.monotonic() + self.request_timeout_s
         try:
-            if self.request_timeout_s is None:
-                return await waited
-            return await asyncio.wait_for(asyncio.shield(waited), self.request_timeout_s)
-        except TimeoutError:
-            job.reason = "timeout"
-            cancel.set()
-            waited.cancel()
-            raise GenerationTimeout(
-                f"The request did not finish within the server's limit of {self.request_timeout_s:g} s "
-                f"(request_timeout_seconds); it was stopped."
-            ) from None
+            while True:
+                # Wake up now and then: a job cancelled while it waits (client gone) gives its queue slot back at
+                # once instead of when the running batch ends.
+                done, _ = await asyncio.wait({waited}, timeout=WATCH_INTERVAL_S)
+                if done:
+                    return waited.result()
+                if cancel.is_set():
+                    self._withdraw(job)
+                if deadline is not None and time.monotonic() >= deadline:
+                    job.reason = "timeout"
+                    cancel.set()
+                    self._withdraw(job)
+                    waited.cancel()
+                    raise GenerationTimeout(
+                        f"The request did not finish within the server's limit of {self.request_timeout_s:g} s "
+                        f"(request_timeout_seconds); it was stopped."
+                    )
         except asyncio.CancelledError:
-            cancel.set()  # the engine drops the job within one step; a job still queued never starts
+            cancel.set()  # the engine drops the job within one step; a job still queued gives its slot back
+            self._withdraw(job)
             raise
         finally:
             if timings is not None:
                 timings["queue_s"] = job.queue_seconds
                 timings["run_s"] = job.run_seconds
+
+    def _withdraw(self, job: Job) -> None:
+        """Take a cancelled job out of the queue if it has not started (thread-safe; a no-op otherwise)."""
+        with self._cond:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                self.metrics.queue_depth.labels(self.name).set(len(self._waiting))
+                self._settle(job, exc=self._cancel_error(job, 0))
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the engine's own thread between batches and wait for it (benchmarks and maintenance;
@@ -250,7 +269,11 @@ class EngineWorker:
             if batch is None:
                 break
             if batch:
-                self._run(batch)
+                try:
+                    self._run(batch)
+                except Exception as exc:  # a bug after the engine call must not kill the thread (requests hang)
+                    log.exception("engine %s: a batch failed after the engine call", self.name)
+                    self._fail(batch, exc)
         self._close_engine()
 
     def _load(self) -> bool:
@@ -288,6 +311,7 @@ class EngineWorker:
                 for job in self._waiting:
                     self._settle(job, exc=err)
                 self._waiting.clear()
+                self.metrics.queue_depth.labels(self.name).set(0)
                 calls, self._calls = self._calls, []
                 if self._closing:
                     break
@@ -363,6 +387,7 @@ class EngineWorker:
         self.metrics.running.labels(self.name).set(len(batch))
         t0 = time.monotonic()
         self._step = 0
+        oom = False
         # Engines that can drop a request from a running batch are told which ones left (rows stop at once).
         extra: dict[str, Any] = {}
         if self.engine.capabilities.drops_requests:
@@ -378,10 +403,10 @@ class EngineWorker:
             for job in batch:
                 self._settle(job, exc=self._cancel_error(job, self._step))
         except Exception as exc:
-            if is_out_of_memory(exc):
-                self._out_of_memory(batch, exc, retried)
-            else:
+            if not is_out_of_memory(exc):
                 self._fail(batch, exc)
+            else:
+                oom = True  # retried below, outside this block: the traceback pins the failed call's tensors
         else:
             for job, result in zip(batch, results, strict=True):
                 if job.cancel.is_set() and not result.images:  # dropped by the engine before a step saw it
@@ -395,6 +420,8 @@ class EngineWorker:
             self._batch_seconds = 0.7 * self._batch_seconds + 0.3 * elapsed
             with self._cond:
                 self._running = []
+        if oom:
+            self._out_of_memory(batch, retried)
 
     def _on_step(self, batch: list[Job], st: StepPreview) -> None:
         """After every denoising step: settle jobs cancelled meanwhile, and pass previews to the others."""
@@ -417,8 +444,7 @@ class EngineWorker:
                     log.exception("step callback of a job failed; cancelling that job")
                     job.cancel.set()
 
-    def _out_of_memory(self, batch: list[Job], exc: BaseException, retried: bool) -> None:
-        del exc  # the traceback holds the failed batch's tensors
+    def _out_of_memory(self, batch: list[Job], retried: bool) -> None:
         free_memory()
         if len(batch) > 1 and not retried:
             log.warning("engine %s ran out of memory on %d jobs; retrying as two halves", self.name, len(batch))

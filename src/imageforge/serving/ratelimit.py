@@ -53,7 +53,7 @@ class RateLimiter:
                   ("user", "requests", user_requests), ("user", "images", user_images)]  # fmt: skip
         self._limits = [_Limit(scope, kind, n) for scope, kind, n in wanted if n]
         self._items = {lim: RateLimitItemPerMinute(lim.per_minute) for lim in self._limits}
-        self._window = MovingWindowRateLimiter(MemoryStorage())
+        self._window = MovingWindowRateLimiter(MemoryStorage())  # keyed by (scope, kind, who) and the amount
         self._metrics = metrics
 
     @property
@@ -71,14 +71,14 @@ class RateLimiter:
         for lim, who in applicable:
             cost = 1 if lim.kind == "requests" else images
             item = self._items[lim]
-            if cost > lim.per_minute or not self._window.test(item, lim.scope, who, cost=cost):
+            if cost > lim.per_minute or not self._window.test(item, lim.scope, lim.kind, who, cost=cost):
                 self._refuse(lim, who, cost)
         for lim, who in applicable:
-            self._window.hit(self._items[lim], lim.scope, who, cost=1 if lim.kind == "requests" else images)
+            self._window.hit(self._items[lim], lim.scope, lim.kind, who, cost=1 if lim.kind == "requests" else images)
         return self._headers([(lim, who) for lim, who in applicable if lim.scope == "key"])
 
     def _refuse(self, lim: _Limit, who: str, cost: int) -> None:
-        stats = self._window.get_window_stats(self._items[lim], lim.scope, who)
+        stats = self._window.get_window_stats(self._items[lim], lim.scope, lim.kind, who)
         if cost > lim.per_minute:
             wait = 60.0
             detail = f"this request asks for {cost} {lim.kind}, more than the limit allows in a minute"
@@ -102,7 +102,7 @@ class RateLimiter:
     def _headers(self, applicable: list[tuple[_Limit, str]]) -> dict[str, str]:
         out = {}
         for lim, who in applicable:
-            stats = self._window.get_window_stats(self._items[lim], lim.scope, who)
+            stats = self._window.get_window_stats(self._items[lim], lim.scope, lim.kind, who)
             out[f"x-ratelimit-limit-{lim.kind}"] = str(lim.per_minute)
             out[f"x-ratelimit-remaining-{lim.kind}"] = str(max(0, stats.remaining))
             out[f"x-ratelimit-reset-{lim.kind}"] = duration(max(0.0, stats.reset_time - time.time()))

@@ -24,12 +24,12 @@ async def create_image(request: Request) -> Response:
     body = await read_json_object(request, state.settings.max_body_bytes)
     resolved = state.images.resolve(body, request_id(request))  # errors here are plain JSON 400s
     key = key_id(request)
+    state.engines.worker(resolved.model).admit()  # a full queue is a 429 first: it must not use up the quota
     limits = state.limits.check(key, resolved.end_user, resolved.params.n)  # 429 before any work
     cancel = threading.Event()
     if resolved.stream:
         # A full queue is a plain 429 before the first byte; later errors are in-band error events. Starlette
         # cancels the body iterator when the client disconnects; the stream then cancels the job.
-        state.engines.worker(resolved.model).admit()
         events = state.images.stream(resolved, body, cancel=cancel, key_id=key)
         return StreamingResponse(
             sse_frames(events, request_id(request)),

@@ -26,10 +26,10 @@ async def create_response(request: Request) -> Response:
     prepared.key_id = key_id(request)
     user = prepared.request.safety_identifier or prepared.request.user
     images = 1 if prepared.image_model is not None and prepared.context.tool_offered else 0
-    limits = state.limits.check(prepared.key_id, user, images)  # 429 before any work or byte
-    cancel = threading.Event()
     if images:
         state.engines.worker(str(prepared.image_model)).admit()  # a full queue is a 429 before any work or byte
+    limits = state.limits.check(prepared.key_id, user, images)  # after admit: a full queue uses no quota
+    cancel = threading.Event()
     if prepared.stream:
         events = state.responses.events(prepared, cancel)
         return StreamingResponse(
