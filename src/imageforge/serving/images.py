@@ -110,8 +110,8 @@ class ImagesService:
         if isinstance(exc, ImageForgeError):
             audit.outcome, audit.status = exc.code or exc.type, exc.status
         else:  # the client went away (the task was cancelled), or a bug
-            audit.outcome, audit.status = ("cancelled", 499) if isinstance(exc, asyncio.CancelledError) else (
-                "error", 500)  # fmt: skip
+            gone = isinstance(exc, asyncio.CancelledError | GeneratorExit)  # GeneratorExit: a closed stream
+            audit.outcome, audit.status = ("cancelled", 499) if gone else ("error", 500)
 
     async def complete(
         self,
