@@ -62,6 +62,8 @@ def test_server_answers_while_generating_and_a_full_queue_is_429(small_queue: Se
     with pytest.raises(openai.RateLimitError) as info:
         small_queue.client().images.generate(model="gpt-image-1", prompt="a cat", quality="low")
     events.append("429")
+    with pytest.raises(openai.RateLimitError):  # a stream is refused the same way, before any event
+        small_queue.client().images.generate(model="gpt-image-1", prompt="a cat", quality="low", stream=True)
     running.join()
     waiting.join()
     assert models.data and events == ["models", "429", "generation 200", "generation 200"]

@@ -210,7 +210,11 @@ class EngineWorker:
         """Queue ``params`` and wait for its images. A cancelled await (client gone) or the request timeout sets
         ``cancel``: the job leaves its batch at the next step boundary. ``timings`` (if given) receives the
         job's ``queue_s`` and ``run_s``."""
-        job = self.submit(params, cancel, on_step, model)
+        return await self.wait(self.submit(params, cancel, on_step, model), timings)
+
+    async def wait(self, job: Job, timings: dict[str, float] | None = None) -> GenerationResult:
+        """Wait for a job queued with :meth:`submit` (see :meth:`generate`)."""
+        cancel = job.cancel
         waited = asyncio.wrap_future(job.future)
         deadline = None if self.request_timeout_s is None else time.monotonic() + self.request_timeout_s
         try:

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from imageforge.config import Catalogue
@@ -23,6 +23,7 @@ from imageforge.params import GenerationResult, StepPreview
 from imageforge.protocol.image_events import ImageGenCompletedEvent, ImageGenPartialImageEvent
 from imageforge.protocol.images import Image, ImagesResponse
 from imageforge.scheduler.pool import EnginePool
+from imageforge.scheduler.worker import Job
 from imageforge.serving.audit import RequestAudit
 from imageforge.serving.encoding import EncodePool
 from imageforge.serving.usage import TokenCounter, image_tokens, usage_for
@@ -153,7 +154,7 @@ class ImagesService:
             audit.queue_ms, audit.run_ms = timings.get("queue_s", 0) * 1000, timings.get("run_s", 0) * 1000
             await self._finish(audit, resolved, body.get("prompt"))
 
-    async def stream(
+    def stream(
         self,
         resolved: ResolvedRequest,
         body: Mapping[str, Any],
@@ -166,8 +167,10 @@ class ImagesService:
         """A streaming request's events (reference §2): up to ``partial_images`` previews of the denoising in
         progress, then the final image with usage. Yields :data:`KEEPALIVE` while a long step runs.
 
-        Partial images are the engine's current estimate of the clean image at evenly spaced steps before the last
-        (``preview_steps``), encoded like the final image: complete images of the requested size and format.
+        The job is queued by this call, before the first byte, so a full queue raises its 429 here rather than
+        as an in-band error after a 200. Partial images are the engine's current estimate of the clean image at
+        evenly spaced steps before the last (``preview_steps``), encoded like the final image: complete images
+        of the requested size and format. Must be called on the event loop.
         """
         p = resolved.params
         wanted = set(preview_steps(p.denoising_steps, resolved.partial_images))
@@ -179,11 +182,25 @@ class ImagesService:
                 image = st.preview(0)[0]
                 loop.call_soon_threadsafe(previews.put_nowait, image)
 
+        worker = self.engines.worker(resolved.model)
+        queued = worker.submit(p, cancel, on_step, resolved.model)  # QueueFullError: a plain 429, nothing sent
         audit = self._audit(resolved, key_id, endpoint)
+        return self._stream_events(resolved, body, worker.wait, queued, previews, cancel, keepalive_s, audit)
+
+    async def _stream_events(
+        self,
+        resolved: ResolvedRequest,
+        body: Mapping[str, Any],
+        wait: Callable[[Job, dict[str, float]], Awaitable[GenerationResult]],
+        queued: Job,
+        previews: asyncio.Queue[Any],
+        cancel: threading.Event,
+        keepalive_s: float,
+        audit: RequestAudit,
+    ) -> AsyncGenerator[StreamItem]:
+        p = resolved.params
         timings: dict[str, float] = {}
-        job = asyncio.ensure_future(
-            self.engines.worker(resolved.model).generate(p, cancel, on_step, model=resolved.model, timings=timings)
-        )
+        job = asyncio.ensure_future(wait(queued, timings))
         index = 0
         getter: asyncio.Future[Any] | None = None
         try:

@@ -28,8 +28,8 @@ async def create_image(request: Request) -> Response:
     limits = state.limits.check(key, resolved.end_user, resolved.params.n)  # 429 before any work
     cancel = threading.Event()
     if resolved.stream:
-        # A full queue is a plain 429 before the first byte; later errors are in-band error events. Starlette
-        # cancels the body iterator when the client disconnects; the stream then cancels the job.
+        # stream() queues the job now: a full queue is a plain 429 before the first byte; later errors are in-band
+        # error events. Starlette cancels the body iterator when the client disconnects; it then cancels the job.
         events = state.images.stream(resolved, body, cancel=cancel, key_id=key)
         return StreamingResponse(
             sse_frames(events, request_id(request)),
