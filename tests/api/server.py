@@ -53,6 +53,16 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples in /metrics over the label sets that carry ``labels``."""
+        total = 0.0
+        for line in httpx.get(f"{self.base_url}/metrics", timeout=10).text.splitlines():
+            if line.startswith(name + "{"):
+                head, value = line.rsplit(" ", 1)
+                if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                    total += float(value)
+        return total
+
 
 def _wait_ready(server: Server, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S

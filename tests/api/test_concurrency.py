@@ -29,15 +29,9 @@ def _wait_for_log(server: Server, text: str, count: int = 1) -> None:
         time.sleep(0.05)
 
 
-def _metric(server: Server, name: str) -> float:
-    """The sum of a metric's samples in /metrics (all label sets)."""
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
-
-
 def _wait_for_metric(server: Server, name: str, value: float) -> None:
     deadline = time.monotonic() + 120
-    while _metric(server, name) != value:
+    while server.metric(name) != value:
         assert time.monotonic() < deadline, f"{name} never reached {value}"
         time.sleep(0.05)
 
@@ -72,7 +66,7 @@ def test_server_answers_while_generating_and_a_full_queue_is_429(small_queue: Se
     assert int(headers["retry-after"]) >= 1 and int(headers["retry-after-ms"]) >= 1
     assert headers["x-ratelimit-limit-requests"] == "1" and headers["x-ratelimit-remaining-requests"] == "0"
     assert "queued" in info.value.message
-    assert _metric(small_queue, "imageforge_rate_limited_total") >= 1
+    assert small_queue.metric("imageforge_rate_limited_total") >= 1
 
 
 def test_a_client_that_goes_away_cancels_its_job(small_queue: Server) -> None:

@@ -48,18 +48,6 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield s
 
 
-def _metric(server: Server, name: str, **labels: str) -> float:
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{"):
-            continue
-        head, value = line.rsplit(" ", 1)
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
-
-
 def test_per_key_request_limit_answers_429_with_openai_headers(limited: Server) -> None:
     beta = limited.client("sk-beta-0000000002")
     raw = beta.images.with_raw_response.generate(model="fake-fast", prompt="one", quality="low")
@@ -86,7 +74,7 @@ def test_per_user_image_limit_counts_images_across_keys(limited: Server) -> None
     assert info.value.response.headers["x-ratelimit-limit-images"] == "2"
     # Another end-user still gets images; the refused request was not charged to the key's window either.
     assert alpha.images.generate(model="fake-fast", prompt="u", quality="low", user="end-user-8").data
-    assert _metric(limited, "imageforge_rate_limited_total", reason="user_images") >= 1
+    assert limited.metric("imageforge_rate_limited_total", reason="user_images") >= 1
 
 
 def test_engine_error_and_out_of_memory_fail_only_that_request(limited: Server) -> None:
@@ -100,20 +88,20 @@ def test_engine_error_and_out_of_memory_fail_only_that_request(limited: Server) 
             client.images.generate(model="fake-fast", prompt="too many", quality="low", n=3)
         assert oom.value.code == "out_of_memory" and "3 image(s)" in oom.value.message
         assert client.images.generate(model="fake-fast", prompt="still serving", quality="low").data
-        assert _metric(s, "imageforge_images_total", model="fake-fast", outcome="error") == 1
-        assert _metric(s, "imageforge_images_total", model="fake-fast", outcome="out_of_memory") == 3
-        assert _metric(s, "imageforge_images_total", model="fake-fast", outcome="ok") == 1
+        assert s.metric("imageforge_images_total", model="fake-fast", outcome="error") == 1
+        assert s.metric("imageforge_images_total", model="fake-fast", outcome="out_of_memory") == 3
+        assert s.metric("imageforge_images_total", model="fake-fast", outcome="ok") == 1
 
 
 def test_metrics_ready_and_the_audit_log(limited: Server) -> None:
-    before = _metric(limited, "imageforge_usage_images_total", user="audited-user")
+    before = limited.metric("imageforge_usage_images_total", user="audited-user")
     limited.client().images.generate(model="fake-fast", prompt="a secret prompt text", quality="low",
                                      user="audited-user")  # fmt: skip
-    assert _metric(limited, "imageforge_usage_images_total", user="audited-user") == before + 1
-    assert _metric(limited, "imageforge_usage_pixels_total", user="audited-user") == 1024 * 1024
+    assert limited.metric("imageforge_usage_images_total", user="audited-user") == before + 1
+    assert limited.metric("imageforge_usage_pixels_total", user="audited-user") == 1024 * 1024
     for name in ("imageforge_batch_images_count", "imageforge_queue_seconds_count", "imageforge_run_seconds_count",
                  "imageforge_encode_seconds_count", "imageforge_request_seconds_count"):  # fmt: skip
-        assert _metric(limited, name) >= 1, name
+        assert limited.metric(name) >= 1, name
     assert httpx.get(f"{limited.base_url}/ready", timeout=10).status_code == 200
     lines = [json.loads(line.split(" imageforge.audit: ", 1)[1]) for line in limited.log().splitlines()
              if " imageforge.audit: " in line]  # fmt: skip
@@ -135,7 +123,7 @@ def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_0(tmp_path
         t = threading.Thread(target=slow)
         t.start()
         deadline = time.monotonic() + 60
-        while _metric(s, "imageforge_running_jobs") < 1:
+        while s.metric("imageforge_running_jobs") < 1:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         s.proc.send_signal(signal.SIGTERM)

@@ -63,11 +63,14 @@ def pixels(images: tuple[object, ...]) -> list[np.ndarray]:
     return [np.asarray(im) for im in images]
 
 
-async def gather_jobs(worker: EngineWorker, jobs: list[GenerationParams]) -> list[object]:
-    cancels = [threading.Event() for _ in jobs]
-    return await asyncio.gather(
-        *(worker.generate(p, c) for p, c in zip(jobs, cancels, strict=True)), return_exceptions=True
-    )
+async def run_queued(worker: EngineWorker, gate: threading.Event, jobs: list[GenerationParams]) -> list[object]:
+    """Submit every job while the engine is held, release it once all of them wait, and return their results
+    (exceptions included), so the worker sees the whole queue at once."""
+    task = asyncio.gather(*(worker.generate(p, threading.Event()) for p in jobs), return_exceptions=True)
+    while len(worker._waiting) < len(jobs):
+        await asyncio.sleep(0.01)
+    gate.set()
+    return await task
 
 
 def test_waiting_compatible_jobs_share_one_engine_call_and_equal_their_lone_images(gate: threading.Event) -> None:
@@ -76,14 +79,7 @@ def test_waiting_compatible_jobs_share_one_engine_call_and_equal_their_lone_imag
     holder = block_first_call(worker, gate)
     jobs = [params("a cat", n=2, seed=1), params("a dog", seed=5), params("a fox", n=3, seed=9)]
 
-    async def run() -> list[object]:
-        task = asyncio.ensure_future(gather_jobs(worker, jobs))
-        while len(worker._waiting) < 3:  # all three queued behind the held engine
-            await asyncio.sleep(0.01)
-        gate.set()
-        return await task
-
-    results = asyncio.run(run())
+    results = asyncio.run(run_queued(worker, gate, jobs))
     holder.join()
     assert [len(c) for c in engine.calls] == [3], "one engine call for the three requests"
     alone = FakeEngine()
@@ -101,14 +97,7 @@ def test_incompatible_jobs_run_in_separate_calls_and_max_batch_bounds_a_call(gat
     holder = block_first_call(worker, gate)
     jobs = [params("a"), params("b"), params("c", steps=3), params("d")]
 
-    async def run() -> list[object]:
-        task = asyncio.ensure_future(gather_jobs(worker, jobs))
-        while len(worker._waiting) < 4:
-            await asyncio.sleep(0.01)
-        gate.set()
-        return await task
-
-    results = asyncio.run(run())
+    results = asyncio.run(run_queued(worker, gate, jobs))
     holder.join()
     assert not any(isinstance(r, Exception) for r in results)
     assert [[p.prompt for p in call] for call in engine.calls] == [["a", "b"], ["c"], ["d"]]
@@ -198,14 +187,7 @@ def test_an_engine_error_fails_its_batch_only_and_the_worker_keeps_serving(gate:
     holder = block_first_call(worker, gate)
     jobs = [params("boom"), params("fine 1"), params("fine 2")]
 
-    async def run() -> list[object]:
-        task = asyncio.ensure_future(gather_jobs(worker, jobs))
-        while len(worker._waiting) < 3:
-            await asyncio.sleep(0.01)
-        gate.set()
-        return await task
-
-    results = asyncio.run(run())
+    results = asyncio.run(run_queued(worker, gate, jobs))
     holder.join()
     assert isinstance(results[0], EngineError) and isinstance(results[1], EngineError)  # the failing batch
     assert not isinstance(results[2], Exception)  # the next batch
@@ -220,14 +202,7 @@ def test_out_of_memory_is_retried_once_at_half_batch(gate: threading.Event) -> N
     holder = block_first_call(worker, gate)
     jobs = [params(f"p{i}") for i in range(4)]
 
-    async def run() -> list[object]:
-        task = asyncio.ensure_future(gather_jobs(worker, jobs))
-        while len(worker._waiting) < 4:
-            await asyncio.sleep(0.01)
-        gate.set()
-        return await task
-
-    results = asyncio.run(run())
+    results = asyncio.run(run_queued(worker, gate, jobs))
     holder.join()
     assert not any(isinstance(r, Exception) for r in results), results
     assert [len(c) for c in engine.calls] == [4, 2, 2]

@@ -1,5 +1,2 @@
-"""Who runs engine work: one worker thread owns each engine; requests wait their turn in a bounded queue.
-
-The batching scheduler (compatible jobs merged into one ``generate`` call) is later work; :class:`EngineWorker`
-is the seam it replaces.
-"""
+"""Who runs engine work: one worker thread owns each engine (``worker.py``) and runs compatible waiting requests
+as one batch (``batching.py``, a pure function); at most ``queue_limit`` requests wait, more get a 429 at once."""

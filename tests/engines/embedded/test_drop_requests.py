@@ -20,13 +20,11 @@ import pytest
 import torch
 from PIL import Image
 
-from imageforge.engines.embedded.config import EmbeddedModelConfig
 from imageforge.engines.embedded.engine import EmbeddedEngine
-from imageforge.engines.embedded.network import build_unet
 from imageforge.engines.embedded.sampler import Sampler
-from imageforge.engines.embedded.text import TextEmbedding
 from imageforge.errors import GenerationCancelled
 from imageforge.params import GenerationParams, GenerationResult, StepPreview
+from tests.engines.embedded.toy import embedding, toy_sampler
 
 TOLERANCE = 2
 STEPS = 8
@@ -212,24 +210,10 @@ def test_without_request_cancelled_nothing_changes(engine: EmbeddedEngine, unet_
 
 # -- the sampler itself, on a random-weight toy UNet (as tests/engines/embedded/test_sampler.py) --------------
 
-CFG = EmbeddedModelConfig(
-    image_size=16, block_out_channels=(8, 16, 16), norm_num_groups=4, attention_head_dim=4, text_dim=12, max_tokens=5
-)
-
-
-def embedding(rows: int, seed: int) -> TextEmbedding:
-    g = torch.Generator().manual_seed(seed)
-    return TextEmbedding(
-        tokens=torch.randn(rows, CFG.max_tokens, CFG.text_dim, generator=g),
-        mask=torch.ones(rows, CFG.max_tokens, dtype=torch.long),
-        pooled=torch.randn(rows, CFG.text_dim, generator=g),
-    )
-
 
 @pytest.fixture(scope="module")
 def toy() -> Sampler:
-    torch.manual_seed(0)
-    return Sampler(build_unet(CFG).eval(), CFG)
+    return toy_sampler()
 
 
 def run_dropping(sampler: Sampler, drops: dict[int, list[int]], **kw: Any) -> list[torch.Tensor]:

@@ -9,30 +9,12 @@ from imageforge.engines.embedded.config import EmbeddedModelConfig
 from imageforge.engines.embedded.network import build_unet
 from imageforge.engines.embedded.sampler import Sampler
 from imageforge.engines.embedded.text import TextEmbedding
-
-CFG = EmbeddedModelConfig(
-    image_size=16,
-    block_out_channels=(8, 16, 16),
-    norm_num_groups=4,
-    attention_head_dim=4,
-    text_dim=12,
-    max_tokens=5,
-)
-
-
-def embedding(rows: int, seed: int) -> TextEmbedding:
-    g = torch.Generator().manual_seed(seed)
-    return TextEmbedding(
-        tokens=torch.randn(rows, CFG.max_tokens, CFG.text_dim, generator=g),
-        mask=torch.ones(rows, CFG.max_tokens, dtype=torch.long),
-        pooled=torch.randn(rows, CFG.text_dim, generator=g),
-    )
+from tests.engines.embedded.toy import CFG, embedding, toy_sampler
 
 
 @pytest.fixture(scope="module")
 def sampler() -> Sampler:
-    torch.manual_seed(0)
-    return Sampler(build_unet(CFG).eval(), CFG)
+    return toy_sampler()
 
 
 def test_yields_once_per_step_and_ends_on_the_output(sampler: Sampler) -> None:
