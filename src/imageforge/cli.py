@@ -100,6 +100,16 @@ def _parser() -> argparse.ArgumentParser:
                        help="on SIGTERM, how long in-flight requests may take (30)")  # fmt: skip
     serve.add_argument("--no-warmup", dest="warmup", action="store_false", default=None,
                        help="skip the warm-up generation of each engine")  # fmt: skip
+    serve.add_argument("--no-moderation-input", dest="moderation_input", action="store_false", default=None,
+                       help="do not check prompts and input images")  # fmt: skip
+    serve.add_argument("--no-moderation-output", dest="moderation_output", action="store_false", default=None,
+                       help="do not check generated images")  # fmt: skip
+    serve.add_argument("--moderation-auto", help="thresholds for moderation=auto, e.g. sexual=0.6,image=0.7")
+    serve.add_argument("--moderation-low", help="thresholds for moderation=low (sexual/minors is never relaxed)")
+    serve.add_argument("--moderation-lexicon", type=Path, help="a prompt lexicon of your own (TOML)")
+    serve.add_argument("--moderation-threads", type=int, help="CPU threads of the image classifier (1)")
+    serve.add_argument("--moderation-plugin", dest="moderation_plugins", action="append",
+                       help="enable an installed moderation plug-in; repeatable")  # fmt: skip
     for scope in ("key", "user"):
         for kind in ("requests", "images"):
             serve.add_argument(f"--{scope}-{kind}-per-minute", type=int, help=f"per {scope} (default: no limit)")

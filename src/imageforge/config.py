@@ -93,6 +93,24 @@ class Settings(BaseSettings):
         default="gpt-image-1", description="the model an omitted `model` means when a GPT-only parameter is sent"
     )
 
+    # Moderation (README "Moderation"; thresholds in moderation/policy.py).
+    moderation_input: bool = Field(default=True, description="check prompts and input images (stage input)")
+    moderation_output: bool = Field(
+        default=True, description="check every generated image, partial images included (stage output)"
+    )
+    moderation_auto: Annotated[dict[str, float | Literal["off"]], NoDecode] = Field(
+        default_factory=dict,
+        description="threshold overrides for moderation=auto: category=0.6,image=0.7 or JSON ('off' disables one)",
+    )
+    moderation_low: Annotated[dict[str, float | Literal["off"]], NoDecode] = Field(
+        default_factory=dict, description="threshold overrides for moderation=low (sexual/minors is never relaxed)"
+    )
+    moderation_lexicon: Path | None = Field(default=None, description="a prompt lexicon of your own (TOML)")
+    moderation_threads: int = Field(default=1, ge=1, description="CPU threads of the image classifier")
+    moderation_plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="installed moderation plug-ins to enable (entry point names)"
+    )
+
     # The Responses API (``/v1/responses``).
     max_responses_body_bytes: int = Field(
         default=50 << 20, ge=1024, description="largest /v1/responses body (input images travel inside it)"
@@ -111,7 +129,21 @@ class Settings(BaseSettings):
         description="status of a finished image_generation_call; 'generating' mimics the live API (OpenAI-DotNet)",
     )
 
-    @field_validator("api_keys", "planner_models", mode="before")
+    @field_validator("moderation_auto", "moderation_low", mode="before")
+    @classmethod
+    def _thresholds(cls, value: Any) -> Any:
+        """``sexual=0.6,image=off`` (the CLI and environment) or a JSON object."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                return json.loads(text)
+            pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError(f"expected category=threshold pairs separated by commas, got {value!r}")
+            return {k.strip(): v.strip() for k, v in pairs}
+        return value
+
+    @field_validator("api_keys", "planner_models", "moderation_plugins", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -11,6 +11,8 @@ and the CLI prints them. Nothing below the API layer raises an HTTP exception.
     │   ├── UnknownParameterError        400 invalid_request_error / unknown_parameter
     │   ├── UnsupportedParameterError    400 invalid_request_error / unsupported_parameter
     │   └── InvalidImageError            400 invalid_request_error / invalid_image
+    ├── ModerationBlockedError           400 image_generation_user_error / moderation_blocked (+ moderation_details)
+    │   └── ContentPolicyViolationError  400 invalid_request_error / content_policy_violation (DALL·E's shape)
     ├── AuthenticationError              401 invalid_request_error   (missing key; invalid_api_key for a wrong one)
     ├── NotFoundError                    404 invalid_request_error   (unknown URL, expired or tampered image URL)
     ├── ModelNotFoundError               404 invalid_request_error / model_not_found
@@ -33,6 +35,7 @@ from __future__ import annotations
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
+    "ContentPolicyViolationError",
     "EngineError",
     "EngineUnavailableError",
     "GenerationCancelled",
@@ -41,6 +44,7 @@ __all__ = [
     "InvalidImageError",
     "InvalidRequestError",
     "ModelNotFoundError",
+    "ModerationBlockedError",
     "NotFoundError",
     "OutOfMemoryError",
     "PlannerError",
@@ -65,6 +69,7 @@ class ImageForgeError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+        self.extra: dict[str, object] = {}  # more keys of the wire error object (OpenAI's moderation_details)
         if code is not None:
             self.code = code
 
@@ -87,6 +92,34 @@ class UnsupportedParameterError(InvalidRequestError):
 
 class InvalidImageError(InvalidRequestError):
     code = "invalid_image"
+
+
+class ModerationBlockedError(ImageForgeError):
+    """The safety system refused the prompt, an input image (stage ``input``) or a generated image (``output``).
+
+    OpenAI's GPT image shape (reference §5.4): ``param`` null, and ``moderation_details`` beside the four keys.
+    """
+
+    status = 400
+    type = "image_generation_user_error"
+    code = "moderation_blocked"
+
+    def __init__(self, message: str, *, stage: str, categories: list[str] | tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.categories = list(categories)
+        self.extra = {"moderation_details": {"moderation_stage": stage, "categories": list(categories)}}
+
+
+class ContentPolicyViolationError(ModerationBlockedError):
+    """The same refusal in DALL·E's shape: ``content_policy_violation``, no ``moderation_details`` on the wire."""
+
+    type = "invalid_request_error"
+    code = "content_policy_violation"
+
+    def __init__(self, message: str, *, stage: str, categories: list[str] | tuple[str, ...]) -> None:
+        super().__init__(message, stage=stage, categories=categories)
+        self.extra = {}
 
 
 class AuthenticationError(ImageForgeError):

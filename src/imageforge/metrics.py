@@ -63,6 +63,16 @@ class Metrics:
         self.rate_limited = Counter(
             "imageforge_rate_limited", "Requests refused with 429, by reason", ["reason"], registry=r
         )
+        self.moderation_seconds = Histogram(
+            "imageforge_moderation_seconds", "Time of one moderation check, by stage", ["stage"], buckets=_LATENCY,
+            registry=r,
+        )  # fmt: skip
+        self.moderation_blocks = Counter(
+            "imageforge_moderation_blocks",
+            "Requests refused by moderation, per API key, end-user, stage and category",
+            ["key", "user", "stage", "category"],
+            registry=r,
+        )
         usage = ["key", "user"]
         self.usage_requests = Counter("imageforge_usage_requests", "Requests served", usage, registry=r)
         self.usage_images = Counter("imageforge_usage_images", "Images delivered", usage, registry=r)
@@ -96,6 +106,11 @@ class Metrics:
         self.usage_steps.labels(*labels).inc(steps)
         self.usage_tokens.labels(*labels, "text").inc(text_tokens)
         self.usage_tokens.labels(*labels, "image").inc(image_tokens)
+
+    def record_block(self, key: str, user: str | None, stage: str, categories: list[str]) -> None:
+        label = self.user_label(user)
+        for category in categories:
+            self.moderation_blocks.labels(key, label, stage, category).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

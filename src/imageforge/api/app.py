@@ -26,6 +26,7 @@ from imageforge.api.state import AppState
 from imageforge.config import Catalogue, Settings, load_catalogue
 from imageforge.engines.embedded.config import WEIGHTS_DIR
 from imageforge.metrics import CONTENT_TYPE, Metrics
+from imageforge.moderation import Moderator
 from imageforge.scheduler.pool import EnginePool
 from imageforge.serving.encoding import EncodePool
 from imageforge.serving.images import ImagesService
@@ -61,6 +62,7 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
         default_gpt_model=settings.default_gpt_model,
         encoder=EncodePool(settings.encode_pool, settings.encode_workers, metrics),
         metrics=metrics,
+        moderator=Moderator.from_settings(settings),
     )
     planners = PlannerRouter(
         settings.planner_url,
@@ -112,6 +114,7 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.engines.start_all()
+        await asyncio.to_thread(state.images.moderator.load)  # the image classifier, before the first request
         failed = await asyncio.to_thread(state.responses.store.fail_unfinished, "The server restarted.")
         if failed:
             log.warning("%d stored responses were left in progress by the previous process; marked failed", failed)

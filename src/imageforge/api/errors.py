@@ -25,15 +25,20 @@ _NO_RETRY = {400, 401, 403, 404, 405, 413, 415, 422, 499, 504}  # 504: the same 
 
 
 def error_response(
-    status: int, message: str, type_: str, param: str | None = None, code: str | None = None
+    status: int,
+    message: str,
+    type_: str,
+    param: str | None = None,
+    code: str | None = None,
+    extra: dict[str, object] | None = None,
 ) -> JSONResponse:
-    body = ErrorResponse(error=ErrorBody(message=message, type=type_, param=param, code=code))
+    body = ErrorResponse(error=ErrorBody(message=message, type=type_, param=param, code=code, **(extra or {})))
     headers = {"x-should-retry": "false"} if status in _NO_RETRY else {}
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 def from_exception(exc: ImageForgeError) -> JSONResponse:
-    resp = error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+    resp = error_response(exc.status, exc.message, exc.type, exc.param, exc.code, exc.extra)
     if isinstance(exc, RateLimitError):
         # The SDKs read retry-after-ms first, then retry-after (whole seconds, rounded up).
         resp.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))

@@ -30,7 +30,7 @@ def _error_data(exc: ImageForgeError, style: Literal["images", "responses"], seq
                            "sequence_number": sequence_number})  # fmt: skip
     # Images API (§2.5): a nested `error` object, which the SDKs raise as APIError.
     return json.dumps({"type": "error", "error": {"message": exc.message, "type": exc.type, "param": exc.param,
-                                                  "code": exc.code}})  # fmt: skip
+                                                  "code": exc.code, **exc.extra}})  # fmt: skip
 
 
 async def sse_frames(

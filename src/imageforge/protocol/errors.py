@@ -5,12 +5,15 @@ All four keys are always present (``null`` where empty): the spec lists them as 
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 __all__ = ["ErrorBody", "ErrorResponse"]
 
 
 class ErrorBody(BaseModel):
+    # Extra keys travel too: OpenAI's moderation refusals add ``moderation_details`` (reference §5.4).
+    model_config = ConfigDict(extra="allow")
+
     message: str
     """A human-readable description of the error."""
     type: str

@@ -2,9 +2,13 @@
 
 1. ``validation.resolve`` turns the body into frozen ``GenerationParams`` for the chosen model's profile.
 2. The model's :class:`~imageforge.scheduler.worker.EngineWorker` runs the engine off the event loop.
-3. Images are encoded (one encode path, ``serving/encoding.py``, in its own pool) and returned as base64, or
+3. Moderation (``imageforge.moderation``) checks the prompt and any input image before the job is queued, and
+   every image before it is sent, each partial image included; a flagged one fails the request (with ``n > 1``
+   one image fails them all) in the model's refusal shape (:func:`refusal`). Checks run in a worker thread, the
+   output check side by side with encoding.
+4. Images are encoded (one encode path, ``serving/encoding.py``, in its own pool) and returned as base64, or
    stored and returned as signed URLs that expire.
-4. Every request ends with one audit line and its usage counted per API key and end-user (``serving/audit.py``).
+5. Every request ends with one audit line and its usage counted per API key and end-user (``serving/audit.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +21,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from imageforge.config import Catalogue
-from imageforge.errors import GenerationCancelled, ImageForgeError
+from imageforge.errors import (
+    ContentPolicyViolationError,
+    GenerationCancelled,
+    ImageForgeError,
+    ModerationBlockedError,
+)
 from imageforge.metrics import Metrics
+from imageforge.moderation import Level, Moderator, Verdict
 from imageforge.params import GenerationResult, StepPreview
 from imageforge.protocol.image_events import ImageGenCompletedEvent, ImageGenPartialImageEvent
 from imageforge.protocol.images import Image, ImagesResponse
@@ -31,12 +41,30 @@ from imageforge.storage.files import FileImageStore
 from imageforge.storage.signing import UrlSigner
 from imageforge.validation import ResolvedRequest, resolve
 
-__all__ = ["FILES_PATH", "KEEPALIVE", "ImagesService", "StreamItem", "preview_steps"]
+__all__ = ["FILES_PATH", "KEEPALIVE", "ImagesService", "StreamItem", "preview_steps", "refusal"]
 
 log = logging.getLogger(__name__)
 FILES_PATH = "/v1/images/files"  # where url-format images are served (api/routes/files.py)
 KEEPALIVE: Final = "keepalive"  # yielded by streams while the engine works; the SSE layer writes a comment line
 StreamItem = ImageGenPartialImageEvent | ImageGenCompletedEvent | str
+
+
+def refusal(verdict: Verdict, resolved: ResolvedRequest, request_id: str) -> ModerationBlockedError:
+    """The refusal a client of this model expects (reference §5.4): GPT image models get
+    ``moderation_blocked`` with ``moderation_details``, DALL·E models ``content_policy_violation``."""
+    stage, categories = verdict.stage, verdict.categories
+    if not resolved.profile.gpt:
+        what = {"input": "Your prompt may contain text that is not allowed by our safety system.",
+                "output": "The image generated from your prompt was flagged by our safety system."}[stage]  # fmt: skip
+        return ContentPolicyViolationError(
+            f"Your request was rejected as a result of our safety system. {what}", stage=stage, categories=categories
+        )
+    return ModerationBlockedError(
+        "Your request was rejected by the safety system. If you believe this is an error, contact the operator of "
+        f"this server and include the request ID {request_id}. safety_violations=[{', '.join(categories)}].",
+        stage=stage,
+        categories=categories,
+    )
 
 
 def preview_steps(total_steps: int, k: int) -> list[int]:
@@ -62,6 +90,7 @@ class ImagesService:
         default_gpt_model: str,
         encoder: EncodePool | None = None,
         metrics: Metrics | None = None,
+        moderator: Moderator | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalogue = catalogue
@@ -73,6 +102,7 @@ class ImagesService:
         self.default_gpt_model = default_gpt_model
         self.metrics = metrics or engines.metrics
         self.encoder = encoder or EncodePool(metrics=self.metrics)
+        self.moderator = moderator or Moderator()
         self.clock = clock
 
     def resolve(self, body: Mapping[str, Any], request_id: str) -> ResolvedRequest:
@@ -108,11 +138,71 @@ class ImagesService:
 
     @staticmethod
     def _failed(audit: RequestAudit, exc: BaseException) -> None:
+        if isinstance(exc, ModerationBlockedError):
+            audit.moderation_stage, audit.moderation_categories = exc.stage, exc.categories
         if isinstance(exc, ImageForgeError):
             audit.outcome, audit.status = exc.code or exc.type, exc.status
         else:  # the client went away (the task was cancelled), or a bug
             gone = isinstance(exc, asyncio.CancelledError | GeneratorExit)  # GeneratorExit: a closed stream
             audit.outcome, audit.status = ("cancelled", 499) if gone else ("error", 500)
+
+    # Moderation ---------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def level(resolved: ResolvedRequest) -> Level:
+        """The request's policy: its ``moderation`` value; ``auto`` for models without the parameter (DALL·E)."""
+        return "low" if resolved.moderation == "low" else "auto"
+
+    async def screen_input(self, resolved: ResolvedRequest, prompt: str, audit: RequestAudit) -> Verdict:
+        """Check the prompt and the input image (an edit's) before any work; raises the refusal when flagged.
+
+        The returned verdict carries ``minor``, which the output checks use even when the input stage is off.
+        """
+        m, level, p = self.moderator, self.level(resolved), resolved.params
+        verdict = await asyncio.to_thread(m.check_prompt, prompt, level)
+        self._timed(audit, verdict)
+        if not verdict.flagged and p.init_image is not None:
+            verdict = await asyncio.to_thread(m.check_input_images, [p.init_image], level, minor=verdict.minor)
+            self._timed(audit, verdict)
+        if verdict.flagged:
+            raise self._blocked(verdict, resolved)
+        return verdict
+
+    async def _screen_output(
+        self, resolved: ResolvedRequest, images: list[Any], minor: bool, audit: RequestAudit
+    ) -> Verdict:
+        verdict = await asyncio.to_thread(self.moderator.check_output, images, self.level(resolved), minor=minor)
+        self._timed(audit, verdict)
+        return verdict
+
+    def _timed(self, audit: RequestAudit, verdict: Verdict) -> None:
+        audit.moderation_ms += verdict.seconds * 1000
+        if verdict.seconds:
+            self.metrics.moderation_seconds.labels(verdict.stage).observe(verdict.seconds)
+
+    def _blocked(self, verdict: Verdict, resolved: ResolvedRequest) -> ModerationBlockedError:
+        p = resolved.params
+        log.info("[%s] moderation blocked the request at stage %s: %s", p.request_id, verdict.stage,
+                 ",".join(verdict.categories))  # fmt: skip
+        return refusal(verdict, resolved, p.request_id)
+
+    async def _encode_checked(
+        self, resolved: ResolvedRequest, images: list[Any], minor: bool, audit: RequestAudit, *, as_b64: bool
+    ) -> list[tuple[bytes | str, float]]:
+        """Encode images while the output check runs beside it; nothing is returned (or stored) if flagged."""
+        encoding = asyncio.gather(
+            *(self.encoder.run(im, resolved.output_format, resolved.output_compression, as_b64=as_b64)
+              for im in images)
+        )  # fmt: skip
+        try:
+            verdict = await self._screen_output(resolved, images, minor, audit)
+        except BaseException:
+            encoding.cancel()
+            raise
+        if verdict.flagged:
+            encoding.cancel()
+            raise self._blocked(verdict, resolved)
+        return list(await encoding)
 
     async def complete(
         self,
@@ -129,11 +219,12 @@ class ImagesService:
         audit = self._audit(resolved, key_id, endpoint)
         timings: dict[str, float] = {}
         try:
+            screened = await self.screen_input(resolved, body["prompt"], audit)
             result = await self.engines.worker(resolved.model).generate(
                 p, cancel, model=resolved.model, timings=timings
             )
             created = int(self.clock())
-            data = await self._deliver(resolved, result, base_url, created, audit)
+            data = await self._deliver(resolved, result, base_url, created, audit, screened.minor)
             response = ImagesResponse(created=created, data=data)
             if resolved.profile.gpt:
                 response.background = p.background
@@ -154,7 +245,7 @@ class ImagesService:
             audit.queue_ms, audit.run_ms = timings.get("queue_s", 0) * 1000, timings.get("run_s", 0) * 1000
             await self._finish(audit, resolved, body.get("prompt"))
 
-    def stream(
+    async def stream(
         self,
         resolved: ResolvedRequest,
         body: Mapping[str, Any],
@@ -167,12 +258,22 @@ class ImagesService:
         """A streaming request's events (reference §2): up to ``partial_images`` previews of the denoising in
         progress, then the final image with usage. Yields :data:`KEEPALIVE` while a long step runs.
 
-        The job is queued by this call, before the first byte, so a full queue raises its 429 here rather than
-        as an in-band error after a 200. Partial images are the engine's current estimate of the clean image at
-        evenly spaced steps before the last (``preview_steps``), encoded like the final image: complete images
-        of the requested size and format. Must be called on the event loop.
+        The prompt is moderated and the job queued by this call, before the first byte, so a refused prompt or a
+        full queue raises its 400 or 429 here rather than as an in-band error after a 200. Partial images are the
+        engine's current estimate of the clean image at evenly spaced steps before the last (``preview_steps``),
+        encoded like the final image: complete images of the requested size and format. Each is moderated before
+        it is sent; a flagged one ends the stream with an in-band error and nothing of it is sent.
         """
         p = resolved.params
+        audit = self._audit(resolved, key_id, endpoint)
+        try:
+            screened = await self.screen_input(resolved, body["prompt"], audit)
+        except BaseException as exc:
+            self._failed(audit, exc)
+            if audit.outcome == "cancelled":  # gone before the job was queued: no work was done
+                log.info("[%s] cancelled: the client went away", p.request_id)
+            await self._finish(audit, resolved, None)
+            raise
         wanted = set(preview_steps(p.denoising_steps, resolved.partial_images))
         loop = asyncio.get_running_loop()
         previews: asyncio.Queue[Any] = asyncio.Queue()  # preview images (PIL; serving does not import PIL)
@@ -184,8 +285,9 @@ class ImagesService:
 
         worker = self.engines.worker(resolved.model)
         queued = worker.submit(p, cancel, on_step, resolved.model)  # QueueFullError: a plain 429, nothing sent
-        audit = self._audit(resolved, key_id, endpoint)
-        return self._stream_events(resolved, body, worker.wait, queued, previews, cancel, keepalive_s, audit)
+        return self._stream_events(
+            resolved, body, worker.wait, queued, previews, cancel, keepalive_s, audit, screened.minor
+        )
 
     async def _stream_events(
         self,
@@ -197,6 +299,7 @@ class ImagesService:
         cancel: threading.Event,
         keepalive_s: float,
         audit: RequestAudit,
+        minor: bool,
     ) -> AsyncGenerator[StreamItem]:
         p = resolved.params
         timings: dict[str, float] = {}
@@ -206,9 +309,8 @@ class ImagesService:
         try:
             while True:
                 if not previews.empty():
-                    b64, cpu = await self.encoder.run(
-                        previews.get_nowait(), resolved.output_format, resolved.output_compression, as_b64=True
-                    )
+                    [(b64, cpu)] = await self._encode_checked(resolved, [previews.get_nowait()], minor, audit,
+                                                              as_b64=True)  # fmt: skip
                     audit.encode_ms += cpu * 1000
                     yield ImageGenPartialImageEvent(
                         b64_json=str(b64), partial_image_index=index,
@@ -228,9 +330,7 @@ class ImagesService:
                 if not done:
                     yield KEEPALIVE
             result = job.result()  # raises the job's error (an in-band error event for the client)
-            b64, cpu = await self.encoder.run(
-                result.images[0], resolved.output_format, resolved.output_compression, as_b64=True
-            )
+            [(b64, cpu)] = await self._encode_checked(resolved, list(result.images[:1]), minor, audit, as_b64=True)
             audit.encode_ms += cpu * 1000
             text_tokens = await asyncio.to_thread(self.tokens.count, body["prompt"])
             yield ImageGenCompletedEvent(
@@ -254,14 +354,18 @@ class ImagesService:
             await self._finish(audit, resolved, body.get("prompt"))
 
     async def _deliver(
-        self, r: ResolvedRequest, result: GenerationResult, base_url: str, created: int, audit: RequestAudit
+        self,
+        r: ResolvedRequest,
+        result: GenerationResult,
+        base_url: str,
+        created: int,
+        audit: RequestAudit,
+        minor: bool,
     ) -> list[Image]:
-        """Encode every image in the encode pool and wrap it as base64 or as a stored, signed URL."""
+        """Moderate and encode every image, then wrap each as base64 or as a stored, signed URL."""
         revised = result.prompt if r.profile.returns_revised_prompt else None
         as_b64 = r.response_format != "url"
-        encoded = await asyncio.gather(
-            *(self.encoder.run(image, r.output_format, r.output_compression, as_b64=as_b64) for image in result.images)
-        )
+        encoded = await self._encode_checked(r, list(result.images), minor, audit, as_b64=as_b64)
         audit.encode_ms = sum(cpu for _, cpu in encoded) * 1000
         if as_b64:
             return [Image(b64_json=str(out), revised_prompt=revised) for out, _ in encoded]

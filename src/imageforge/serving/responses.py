@@ -58,6 +58,7 @@ from imageforge.protocol.responses import (
     ImageGenerationCall,
     ImageGenerationCallError,
     ImageGenerationTool,
+    ModerationDetails,
     OutputItem,
     OutputText,
     Response,
@@ -427,11 +428,10 @@ class ResponsesService:
         partials = (p.tool.partial_images or 0) if p.stream else 0
         resolved = dataclasses.replace(resolved, partial_images=partials)
         try:
-            async with aclosing(
-                self.images.stream(
-                    resolved, {"prompt": plan.image_prompt}, cancel=cancel, key_id=p.key_id, endpoint="responses"
-                )
-            ) as run:
+            events = await self.images.stream(
+                resolved, {"prompt": plan.image_prompt}, cancel=cancel, key_id=p.key_id, endpoint="responses"
+            )  # a refused prompt or input image raises here: the call fails with the refusal
+            async with aclosing(events) as run:
                 async for event in run:
                     if isinstance(event, str):
                         yield KEEPALIVE
@@ -447,7 +447,11 @@ class ResponsesService:
             raise
         except ImageForgeError as exc:
             call.status = "failed"
-            call.error = ImageGenerationCallError(code=exc.code, message=exc.message, param=exc.param, type=exc.type)
+            details = exc.extra.get("moderation_details")  # a moderation refusal says its stage and categories
+            call.error = ImageGenerationCallError(
+                code=exc.code, message=exc.message, param=exc.param, type=exc.type,
+                moderation_details=ModerationDetails.model_validate(details) if details else None,
+            )  # fmt: skip
             failures.append(exc)
             yield ResponseOutputItemDoneEvent(output_index=index, item=call.model_copy())
             return

@@ -28,9 +28,10 @@ async def create_image(request: Request) -> Response:
     limits = state.limits.check(key, resolved.end_user, resolved.params.n)  # 429 before any work
     cancel = threading.Event()
     if resolved.stream:
-        # stream() queues the job now: a full queue is a plain 429 before the first byte; later errors are in-band
-        # error events. Starlette cancels the body iterator when the client disconnects; it then cancels the job.
-        events = state.images.stream(resolved, body, cancel=cancel, key_id=key)
+        # stream() moderates the prompt and queues the job now: a refused prompt or a full queue is a plain 400 or
+        # 429 before the first byte; later errors (a flagged partial image included) are in-band error events.
+        # Starlette cancels the body iterator when the client disconnects; it then cancels the job.
+        events = await state.images.stream(resolved, body, cancel=cancel, key_id=key)
         return StreamingResponse(
             sse_frames(events, request_id(request)),
             media_type="text/event-stream",

@@ -1,0 +1,125 @@
+"""The prompt lexicon (``lexicon.toml``): phrases per category and tier, and a matcher over normalised words.
+
+A phrase matches where each of its words equals one of the prompt word's readings (``text.Word.forms``, each
+also de-pluralised by ``text.lookup_forms``), or, for a phrase word ending in ``*``, starts with it. Words inside
+a matched *exception* phrase ("naked eye", "chicken breast") are taken out first, so they match nothing else.
+A word read from a run of single letters (``p o r n``) also matches any single-word term of four or more letters
+it contains, because spelling a word out letter by letter is what an evasion does.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from imageforge.moderation.text import Word, lookup_forms, words
+
+__all__ = ["Lexicon", "Match", "PhraseSet"]
+
+
+@dataclass(frozen=True)
+class Match:
+    label: str  # what the phrase stands for: "sexual:moderate", "minor", "exception", ...
+    phrase: str  # the lexicon's phrase (never the prompt's text)
+    start: int  # word positions in the prompt, end exclusive
+    end: int
+
+
+def _keys(word: Word) -> frozenset[str]:
+    return frozenset(base for form in word.forms for base in lookup_forms(form))
+
+
+class PhraseSet:
+    """Phrases with a label each, matched at every position of a word sequence."""
+
+    def __init__(self, phrases: Iterable[tuple[str, str]]) -> None:
+        self._by_first: dict[str, list[tuple[tuple[str, ...], str, str]]] = defaultdict(list)
+        self._prefixed: list[tuple[tuple[str, ...], str, str]] = []
+        self._single: list[tuple[str, str, str]] = []  # (word, label, phrase) for joined-run substring matches
+        for phrase, label in phrases:
+            stem = phrase.rstrip("*")
+            tokens = tuple(w.text for w in words(stem) if not w.joined)
+            if not tokens:
+                continue
+            if stem != phrase:  # "decapitat*": the last word is a prefix
+                tokens = (*tokens[:-1], tokens[-1] + "*")
+            entry = (tokens, label, phrase)
+            if tokens[0].endswith("*"):
+                self._prefixed.append(entry)
+            else:
+                self._by_first[tokens[0]].append(entry)
+            if len(tokens) == 1 and len(tokens[0].rstrip("*")) >= 4:
+                self._single.append((tokens[0].rstrip("*"), label, phrase))
+
+    @staticmethod
+    def _word_matches(token: str, keys: frozenset[str]) -> bool:
+        if token.endswith("*"):
+            stem = token[:-1]
+            return any(k.startswith(stem) for k in keys)
+        return token in keys
+
+    def find(self, seq: Sequence[Word], masked: frozenset[int] = frozenset()) -> list[Match]:
+        keys = [_keys(w) for w in seq]
+        out: list[Match] = []
+        for i, word in enumerate(seq):
+            if i in masked:
+                continue
+            candidates = [e for k in keys[i] for e in self._by_first.get(k, ())] + self._prefixed
+            for tokens, label, phrase in candidates:
+                end = i + len(tokens)
+                if end > len(seq) or any(j in masked for j in range(i, end)):
+                    continue
+                if all(self._word_matches(t, keys[i + n]) for n, t in enumerate(tokens)):
+                    out.append(Match(label, phrase, i, end))
+            if word.joined:
+                for token, label, phrase in self._single:
+                    if any(token in form for form in word.forms):
+                        out.append(Match(label, phrase, i, i + 1))
+        return out
+
+
+@dataclass(frozen=True)
+class Weights:
+    severe: float
+    moderate: float
+    weak: float
+    intensifier: float
+    intensifier_min: float
+
+
+class Lexicon:
+    """Everything ``lexicon.toml`` holds, compiled into phrase sets."""
+
+    TIERS = ("severe", "moderate", "weak")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.weights = Weights(**data["weights"])
+        self.categories: tuple[str, ...] = tuple(data["categories"])
+        self.exceptions = PhraseSet((p, "exception") for p in data["exceptions"]["phrases"])
+        terms: list[tuple[str, str]] = [(p, "minor") for p in data["minor"]["terms"]]
+        for category, tiers in data["categories"].items():
+            for tier, phrases in tiers.items():
+                if tier not in (*self.TIERS, "intensifier"):
+                    raise ValueError(f"lexicon: unknown tier {tier!r} in {category!r}")
+                terms += [(p, f"{category}:{tier}") for p in phrases]
+        self.terms = PhraseSet(terms)
+        hate = data["hate_patterns"]
+        self.hate = {name: PhraseSet((p, name) for p in hate[name])
+                     for name in ("groups", "after_copula", "copulas", "near", "after", "before")}  # fmt: skip
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Lexicon:
+        """The shipped lexicon, or an operator's own file in the same format."""
+        if path is None:
+            raw = resources.files("imageforge.moderation").joinpath("lexicon.toml").read_text(encoding="utf-8")
+        else:
+            raw = Path(path).read_text(encoding="utf-8")
+        return cls(tomllib.loads(raw))
+
+    def weight(self, tier: str) -> float:
+        return float(getattr(self.weights, tier))
