@@ -92,3 +92,29 @@ def test_every_serve_flag_reaches_its_setting() -> None:
     assert (s.warmup, s.key_requests_per_minute, s.key_images_per_minute) == (False, 5, 6)
     assert (s.user_requests_per_minute, s.user_images_per_minute, s.url_ttl_seconds, s.port) == (7, 8, 60, 9001)
     assert _settings(_parser().parse_args(["serve"])).warmup is True  # absent flags keep the defaults
+
+
+def test_moderation_flags_reach_their_settings() -> None:
+    from imageforge.cli import _parser, _settings
+
+    ns = _parser().parse_args([
+        "serve", "--no-moderation-input", "--no-moderation-output", "--moderation-auto", "sexual=0.6,image=off",
+        "--moderation-low", '{"hate": 0.95}', "--moderation-threads", "2", "--moderation-plugin", "a",
+        "--moderation-plugin", "b",
+    ])  # fmt: skip
+    s = _settings(ns)
+    assert (s.moderation_input, s.moderation_output, s.moderation_threads) == (False, False, 2)
+    assert s.moderation_auto == {"sexual": 0.6, "image": "off"}
+    assert s.moderation_low == {"hate": 0.95}
+    assert s.moderation_plugins == ["a", "b"]
+    default = _settings(_parser().parse_args(["serve"]))
+    assert (default.moderation_input, default.moderation_output, default.moderation_auto) == (True, True, {})
+
+
+def test_relaxing_sexual_minors_at_low_is_refused_at_start_up(tmp_path: Path) -> None:
+    from imageforge.api.app import build_state
+    from imageforge.config import Settings
+    from imageforge.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="never relaxed"):
+        build_state(Settings(data_dir=tmp_path, moderation_low={"sexual/minors": 0.95}))

@@ -21,6 +21,16 @@ FORBIDDEN = {
     "serving": ("imageforge.api", "fastapi", "starlette", "torch", "PIL"),
     "storage": ("imageforge.engines", "imageforge.api", "fastapi", "starlette", "torch", "PIL"),
     "scheduler": ("imageforge.api", "imageforge.serving", "fastapi", "starlette"),
+    "moderation": (
+        "imageforge.api",
+        "imageforge.serving",
+        "imageforge.scheduler",
+        "imageforge.engines",
+        "imageforge.protocol",
+        "fastapi",
+        "starlette",
+        "torch",
+    ),
 }
 HEAVY_AT_IMPORT = ("torch", "diffusers", "transformers")
 

@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--moderation-auto", help="thresholds for moderation=auto, e.g. sexual=0.6,image=0.7")
     serve.add_argument("--moderation-low", help="thresholds for moderation=low (sexual/minors is never relaxed)")
     serve.add_argument("--moderation-lexicon", type=Path, help="a prompt lexicon of your own (TOML)")
-    serve.add_argument("--moderation-threads", type=int, help="CPU threads of the image classifier (1)")
+    serve.add_argument("--moderation-threads", type=int, help="CPU threads of the image classifier (2)")
     serve.add_argument("--moderation-plugin", dest="moderation_plugins", action="append",
                        help="enable an installed moderation plug-in; repeatable")  # fmt: skip
     for scope in ("key", "user"):

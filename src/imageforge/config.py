@@ -106,7 +106,7 @@ class Settings(BaseSettings):
         default_factory=dict, description="threshold overrides for moderation=low (sexual/minors is never relaxed)"
     )
     moderation_lexicon: Path | None = Field(default=None, description="a prompt lexicon of your own (TOML)")
-    moderation_threads: int = Field(default=1, ge=1, description="CPU threads of the image classifier")
+    moderation_threads: int = Field(default=2, ge=1, description="CPU threads of the image classifier")
     moderation_plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="installed moderation plug-ins to enable (entry point names)"
     )
