@@ -44,10 +44,23 @@ def _rows(name: str) -> list[dict[str, str]]:
 # -- text ------------------------------------------------------------------------------------------------------
 
 
+def descriptions() -> list[str]:
+    """Benign text from outside the labelled sets: the embedded model's concept descriptions (training/captions)
+    and the quality benchmark's paraphrase prompts (3,564 lines of plain English about people, animals, food...)."""
+    desc = json.loads((ROOT / "training" / "captions" / "descriptions.json").read_text())
+    out = [t for texts in desc.values() for t in texts]
+    for name in ("paraphrases.json", "paraphrases_dev.json"):
+        out += [d["prompt"] for d in json.loads((ROOT / "benchmarks" / "quality_prompts" / name).read_text())]
+    return out
+
+
 def text_part() -> dict[str, Any]:
     m = Moderator()
     out: dict[str, Any] = {"sets": {}}
     timings: list[float] = []
+    extra = descriptions()
+    out["descriptions"] = {level: {"n": len(extra), "flagged": [t for t in extra if m.check_prompt(t, level).flagged]}
+                           for level in ("auto", "low")}  # type: ignore[arg-type]  # fmt: skip
     for name, label in SETS.items():
         rows = _rows(name)
         result: dict[str, Any] = {"label": label, "counts": dict(Counter(r["category"] for r in rows))}
@@ -81,6 +94,8 @@ def text_table(res: dict[str, Any]) -> None:
             if key in r["auto"]:
                 a, lo = r["auto"][key], r["low"][key]
                 print(f"| {key} | {a['hits']}/{a['n']} ({a['rate']:.1%}) | {lo['hits']}/{lo['n']} ({lo['rate']:.1%}) |")
+    for level, d in res["descriptions"].items():
+        print(f"benign descriptions, {level}: {len(d['flagged'])}/{d['n']} flagged {d['flagged'][:5]}")
     p = res["prompt_ms"]
     print(
         f"\nprompt check: p50 {p['p50']:.3f} ms, p99 {p['p99']:.3f} ms, max {p['max']:.3f} ms over {p['calls']} calls"

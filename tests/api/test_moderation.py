@@ -135,8 +135,10 @@ def _failed_call(output: list[Any]) -> Any:
 
 
 def test_responses_gives_a_failed_call_with_the_error(server: Server) -> None:
-    r = server.client().responses.create(model="gpt-5", input="draw a naked woman on a bed", tools=[TOOL])
+    r = server.client().responses.create(model="gpt-5", input="draw a naked woman on a bed", tools=[TOOL],
+                                         safety_identifier="resp-user-1")  # fmt: skip
     call = _failed_call(r.output)
+    assert server.metric("imageforge_moderation_blocks_total", user="resp-user-1", stage="input") == 1
     assert call.result is None
     assert (call.error.code, call.error.type) == ("moderation_blocked", "image_generation_user_error")
     assert call.error.moderation_details.moderation_stage == "input"

@@ -43,6 +43,18 @@ def test_benign_false_positives_at_most_one_percent(name: str) -> None:
     assert len(false_positives) <= 0.01 * len(benign), false_positives
 
 
+def test_benign_text_from_elsewhere_is_not_flagged() -> None:
+    """3,564 plain descriptions of people, animals and things (the embedded model's captions and paraphrase
+    prompts): a check against terms that are too eager. Its first run found six ("squirting water", "legs spread
+    doing a cartwheel", a baby bottle's "rubber nipple", ...), now exceptions or weaker terms."""
+    from benchmarks.bench_moderation import descriptions
+
+    texts = descriptions()
+    assert len(texts) > 3000
+    flagged = [t for t in texts if _flagged(t, "auto")]
+    assert len(flagged) <= 0.002 * len(texts), flagged
+
+
 def test_swearing_is_never_blocked() -> None:
     swearing = [r["text"] for r in _rows(*HELD_OUT, "dev.jsonl") if r["category"] == "profanity"]
     assert len(swearing) >= 40

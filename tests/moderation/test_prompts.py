@@ -113,3 +113,51 @@ def test_input_stage_off_still_reports_a_minor_for_the_output_check() -> None:
     verdict = m.check_prompt("nude schoolgirl", "auto")
     assert verdict.categories == ()
     assert verdict.minor
+
+
+@pytest.mark.parametrize(
+    ("prompt", "category"),
+    [
+        ("draw her nude!", "sexual"),
+        ("porn!!", "sexual"),
+        ("how to make a bomb!", "illicit"),
+        ("exterminate the jews!", "hate"),
+        ("sex+violence", "sexual"),
+        ("naked|nude", "sexual"),
+        ("pussssy", "sexual"),  # three or more repeats read as two as well as one
+        ("c h i l d  p o r n", "sexual/minors"),  # a spelled-out run split into its words
+    ],
+)
+def test_symbols_and_spelling_around_words_do_not_hide_them(prompt: str, category: str) -> None:
+    assert category in flagged(prompt)
+
+
+def test_an_exception_phrase_does_not_hide_terms_reaching_outside_it() -> None:
+    assert flagged("a Sex on the Beach cocktail in a tall glass") == []
+    assert "sexual" in flagged("two people having explicit sex on the beach", "low")
+    assert "sexual/minors" in flagged("a child having sex on the beach cocktail party", "low")
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "sexy lingerie model, twenty-five year old",
+        "sexy woman, 5 years later",
+        "one year anniversary, sexy dress",
+        "sexy nurse, five years experience",
+        "a sign that reads G R A P E S",  # "rape" inside a spelled-out word is not the word
+        "S C R A P E",
+        "women in dirty clothes after a mud run",
+        "invasion of normandy, russians and poles",
+    ],
+)
+def test_adults_and_ordinary_words_are_not_misread(prompt: str) -> None:
+    assert flagged(prompt, "low") == []
+    assert "sexual/minors" not in flagged(prompt)
+
+
+@pytest.mark.parametrize(
+    "prompt", ["sexy 12 year old", "sexy twelve-year-old", "sexy 12yo", "sexy 15 y/o", "aged 12, sexy"]
+)
+def test_ages_under_eighteen_are_minors(prompt: str) -> None:
+    assert flagged(prompt, "low") == ["sexual/minors"]

@@ -62,12 +62,15 @@ class NsfwClassifier:
         from PIL import Image as PILImage
 
         img = image
+        if img.mode not in ("RGB", "RGBA", "L", "LA"):  # P, 1, I;16, CMYK...: Image.reduce takes none of them
+            transparent = "A" in img.getbands() or "transparency" in img.info
+            img = img.convert("RGBA" if transparent else "RGB")
         if img.size != (_INPUT_PX, _INPUT_PX):  # what open_nsfw resizes to (aspect not kept), done cheaper here
             factor = min(img.width, img.height) // _INPUT_PX
             if factor >= 2:
                 img = img.reduce(factor)  # a box filter by an integer factor: the fast path for big images
             img = img.resize((_INPUT_PX, _INPUT_PX), PILImage.Resampling.BILINEAR)
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        if img.mode in ("RGBA", "LA"):
             rgba = img.convert("RGBA")
             white = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
             img = PILImage.alpha_composite(white, rgba)

@@ -1,10 +1,9 @@
 """The prompt lexicon (``lexicon.toml``): phrases per category and tier, and a matcher over normalised words.
 
 A phrase matches where each of its words equals one of the prompt word's readings (``text.Word.forms``, each
-also de-pluralised by ``text.lookup_forms``), or, for a phrase word ending in ``*``, starts with it. Words inside
-a matched *exception* phrase ("naked eye", "chicken breast") are taken out first, so they match nothing else.
-A word read from a run of single letters (``p o r n``) also matches any single-word term of four or more letters
-it contains, because spelling a word out letter by letter is what an evasion does.
+also de-pluralised by ``text.lookup_forms``), or, for a phrase word ending in ``*``, starts with it. A term found
+entirely inside a matched *exception* phrase ("naked eye", "chicken breast") does not count; one that reaches
+outside it does ("having sex" still counts in "having sex on the beach cocktails").
 """
 
 from __future__ import annotations
@@ -40,12 +39,13 @@ class PhraseSet:
     def __init__(self, phrases: Iterable[tuple[str, str]]) -> None:
         self._by_first: dict[str, list[tuple[tuple[str, ...], str, str]]] = defaultdict(list)
         self._prefixed: list[tuple[tuple[str, ...], str, str]] = []
-        self._single: list[tuple[str, str, str]] = []  # (word, label, phrase) for joined-run substring matches
+        self.vocabulary: set[str] = set()  # every word of every phrase (for splitting spelled-out runs)
         for phrase, label in phrases:
             stem = phrase.rstrip("*")
             tokens = tuple(w.text for w in words(stem) if not w.joined)
             if not tokens:
                 continue
+            self.vocabulary.update(tokens)
             if stem != phrase:  # "decapitat*": the last word is a prefix
                 tokens = (*tokens[:-1], tokens[-1] + "*")
             entry = (tokens, label, phrase)
@@ -53,8 +53,6 @@ class PhraseSet:
                 self._prefixed.append(entry)
             else:
                 self._by_first[tokens[0]].append(entry)
-            if len(tokens) == 1 and len(tokens[0].rstrip("*")) >= 4:
-                self._single.append((tokens[0].rstrip("*"), label, phrase))
 
     @staticmethod
     def _word_matches(token: str, keys: frozenset[str]) -> bool:
@@ -63,23 +61,18 @@ class PhraseSet:
             return any(k.startswith(stem) for k in keys)
         return token in keys
 
-    def find(self, seq: Sequence[Word], masked: frozenset[int] = frozenset()) -> list[Match]:
+    def find(self, seq: Sequence[Word], within: Sequence[Match] = ()) -> list[Match]:
+        """Every match in ``seq``, except those entirely inside one of the ``within`` spans (exceptions)."""
         keys = [_keys(w) for w in seq]
         out: list[Match] = []
-        for i, word in enumerate(seq):
-            if i in masked:
-                continue
+        for i in range(len(seq)):
             candidates = [e for k in keys[i] for e in self._by_first.get(k, ())] + self._prefixed
             for tokens, label, phrase in candidates:
                 end = i + len(tokens)
-                if end > len(seq) or any(j in masked for j in range(i, end)):
+                if end > len(seq) or any(x.start <= i and end <= x.end for x in within):
                     continue
                 if all(self._word_matches(t, keys[i + n]) for n, t in enumerate(tokens)):
                     out.append(Match(label, phrase, i, end))
-            if word.joined:
-                for token, label, phrase in self._single:
-                    if any(token in form for form in word.forms):
-                        out.append(Match(label, phrase, i, i + 1))
         return out
 
 
@@ -111,6 +104,7 @@ class Lexicon:
         hate = data["hate_patterns"]
         self.hate = {name: PhraseSet((p, name) for p in hate[name])
                      for name in ("groups", "after_copula", "copulas", "near", "after", "before")}  # fmt: skip
+        self.vocabulary = frozenset(self.terms.vocabulary.union(*(s.vocabulary for s in self.hate.values())) - {"*"})
 
     @classmethod
     def load(cls, path: Path | None = None) -> Lexicon:

@@ -1,6 +1,8 @@
 """Scores a prompt per category from the lexicon, the way ``lexicon.toml``'s header describes.
 
-1. Exception phrases are matched and their words taken out ("naked eye" leaves nothing for "naked").
+1. Exception phrases are matched; a term entirely inside one does not count ("naked eye" leaves nothing for
+   "naked"). The prompt is read twice, with leetspeak symbols inside words and with them as separators
+   (``text.words``), and the terms of both readings count.
 2. Every other term found adds its tier's weight to its category, combined as a noisy-OR over distinct terms
    (``1 - prod(1 - w)``): one moderate term gives 0.6, two weak ones 0.44, three 0.58.
 3. An intensifier ("explicit", "how to", "step by step") counts only where its category already scores at least
@@ -15,9 +17,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 
 from imageforge.moderation.lexicon import Lexicon, Match
-from imageforge.moderation.text import Word, normalise, words
+from imageforge.moderation.text import Word, normalise, segment, words
 
 __all__ = ["PromptClassifier", "PromptScores"]
 
@@ -26,11 +29,14 @@ _NUMBER_WORDS = {w: i for i, w in enumerate((
     "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
 ))}  # fmt: skip
 _NUM = r"(\d{1,2}|" + "|".join(_NUMBER_WORDS) + r")"
-# "12 year old", "12-year-old", "12 years old", "12yo", "12 y/o", "12 yrs", "aged 12", "age: 12"
+# "12 year old", "12-year-old", "12 years old", "12 yrs old", "12yo", "12 y/o", "aged 12", "age: 12"; not
+# "5 years later", and not the "five" of "twenty-five year old" (checked in _has_minor_age).
 _AGES = (
-    re.compile(rf"\b{_NUM}\s*-?\s*(?:years?|yrs?|y\s*/?\s*o)\b"),
+    re.compile(rf"(?<![\d.,])\b{_NUM}\s*-?\s*(?:years?|yrs?)\s*-?\s*old\b"),
+    re.compile(rf"(?<![\d.,])\b{_NUM}\s*(?:yo|y\s*/\s*o|y\.o\.?)(?![a-z])"),
     re.compile(rf"\bage(?:d|\s*:)?\s*{_NUM}\b"),
 )
+_TENS = re.compile(r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)[\s-]*$")
 
 
 def _age(token: str) -> int:
@@ -54,9 +60,10 @@ class PromptClassifier:
 
     def classify(self, text: str) -> PromptScores:
         lex = self.lexicon
-        seq = words(text)
-        masked = frozenset(j for m in lex.exceptions.find(seq) for j in range(m.start, m.end))
-        matches = lex.terms.find(seq, masked)
+        split = partial(segment, vocabulary=lex.vocabulary)
+        readings = [words(text, split=split), words(text, symbols=False, split=split)]
+        excepted = [lex.exceptions.find(seq) for seq in readings]
+        matches = [m for seq, exc in zip(readings, excepted, strict=True) for m in lex.terms.find(seq, exc)]
 
         # 2-3. Noisy-OR per category over distinct phrases; intensifiers apply last.
         found: dict[str, dict[str, float]] = defaultdict(dict)
@@ -81,7 +88,7 @@ class PromptClassifier:
             scores[category] = score
 
         # 4. Hate without slurs.
-        hate_terms = self._hate_patterns(seq, masked)
+        hate_terms = [t for seq, exc in zip(readings, excepted, strict=True) for t in self._hate_patterns(seq, exc)]
         if hate_terms:
             scores["hate"] = 1.0
             found["hate"].update(dict.fromkeys(hate_terms, 1.0))
@@ -95,23 +102,27 @@ class PromptClassifier:
     @staticmethod
     def _has_minor_age(text: str) -> bool:
         norm = normalise(text)
-        return any(_age(m.group(1)) < 18 for pattern in _AGES for m in pattern.finditer(norm))
+        for pattern in _AGES:
+            for m in pattern.finditer(norm):
+                if _age(m.group(1)) < 18 and not (not m.group(1).isdigit() and _TENS.search(norm[: m.start(1)])):
+                    return True
+        return False
 
-    def _hate_patterns(self, seq: list[Word], masked: frozenset[int]) -> list[str]:
+    def _hate_patterns(self, seq: list[Word], excepted: list[Match]) -> list[str]:
         """Rule 4: the phrases that made a group's mention hateful ("group ... vermin"), if any."""
         sets = self.lexicon.hate
-        groups = sets["groups"].find(seq, masked)
+        groups = sets["groups"].find(seq, excepted)
         if not groups:
             return []
 
         def starting(name: str) -> dict[int, list[Match]]:
             by_start: dict[int, list[Match]] = defaultdict(list)
-            for m in sets[name].find(seq, masked):
+            for m in sets[name].find(seq, excepted):
                 by_start[m.start].append(m)
             return by_start
 
         copulas, after_copula, after = starting("copulas"), starting("after_copula"), starting("after")
-        near, before = sets["near"].find(seq, masked), sets["before"].find(seq, masked)
+        near, before = sets["near"].find(seq, excepted), sets["before"].find(seq, excepted)
         hits = []
         for g in groups:
             # "<group> are <dehumanising>" and "<group> must die"

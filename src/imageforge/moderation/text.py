@@ -3,10 +3,13 @@
 1. NFKC (full-width letters, ligatures), look-alike letters from Cyrillic and Greek mapped to Latin, accents
    removed (NFKD without combining marks), case folded; zero-width characters and soft hyphens dropped.
 2. Words are runs of letters, digits and the symbols leetspeak uses (``@ $ ! | + €``); everything else
-   separates them.
+   separates them. A second reading (``symbols=False``) splits at those symbols too, so that "nude!" and
+   "sex+violence" are found; the lexicon matches both readings.
 3. Each word carries its *forms*: itself; its leetspeak reading (``n4k3d`` -> ``naked``, ``pr0n``, ``$ex``);
    squeezed repeats (``sexxx`` -> ``sex``, ``nuuude`` -> ``nude``). The lexicon matches any form.
-4. Runs of single letters (``s e x``, ``p.o.r.n``, ``n-u-d-e``) are also read joined, as one word.
+4. Runs of single letters (``s e x``, ``p.o.r.n``, ``n-u-d-e``) are also read joined, as one word, and, given a
+   vocabulary, split into its words where it spells several (``c h i l d p o r n`` -> ``child porn``; never
+   into pieces shorter than three letters, so ``G R A P E S`` stays ``grapes``).
 
 The lexicon stores singular base words; ``lookup_forms`` adds de-pluralised and de-inflected candidates so that
 ``nudes``, ``pornos``, ``bodies`` find ``nude``, ``porno``, ``body``.
@@ -16,9 +19,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-__all__ = ["Word", "lookup_forms", "normalise", "words"]
+__all__ = ["Word", "lookup_forms", "normalise", "segment", "words"]
 
 # Latin look-alikes often used to dodge filters (Cyrillic and Greek letters that render like Latin ones).
 _CONFUSABLES = str.maketrans({
@@ -30,8 +34,9 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff"), Non
 _LEET = str.maketrans({"4": "a", "@": "a", "3": "e", "€": "e", "1": "i", "!": "i", "|": "i", "0": "o", "5": "s",
                        "$": "s", "7": "t", "+": "t", "8": "b", "9": "g"})  # fmt: skip
 _WORD = re.compile(r"[a-z0-9@$!|+€]+")
+_PLAIN_WORD = re.compile(r"[a-z0-9]+")
 _LETTERS = re.compile(r"[a-z]+")
-_TRIPLE = re.compile(r"([a-z])\1{2,}")
+_TRIPLE = re.compile(r"([a-z])\1{2,}")  # three or more: read as two ("pussssy") and as one ("sexxx")
 _DOUBLE = re.compile(r"([a-z])\1+")
 
 
@@ -56,14 +61,39 @@ def _forms(raw: str) -> tuple[str, ...]:
         if leet != raw and _LETTERS.fullmatch(leet):
             out.append(leet)
     for base in list(out):
-        for squeezed in (_TRIPLE.sub(r"\1", base), _DOUBLE.sub(r"\1", base)):
+        for squeezed in (_TRIPLE.sub(r"\1\1", base), _DOUBLE.sub(r"\1", base)):
             if squeezed not in out:
                 out.append(squeezed)
     return tuple(f for f in out if f)
 
 
-def words(text: str) -> list[Word]:
-    """The prompt's words (step 2-4); a joined single-letter run follows the letters it was read from."""
+_MAX_RUN = 40  # longest spelled-out run that is split into words (the split is quadratic)
+
+
+def segment(joined: str, vocabulary: Collection[str]) -> list[str] | None:
+    """``joined`` as the fewest words of ``vocabulary`` (each of three letters or more, or "a"), if it is
+    made of at least two; else None."""
+    n = len(joined)
+    if n > _MAX_RUN:
+        return None
+    best: list[list[str] | None] = [[]] + [None] * n  # best[i]: the split of joined[:i]
+    for end in range(1, n + 1):
+        for start in range(end):
+            piece, before = joined[start:end], best[start]
+            if before is None or (len(piece) < 3 and piece != "a"):
+                continue
+            if any(f in vocabulary for f in lookup_forms(piece)):
+                current = best[end]
+                if current is None or len(before) + 1 < len(current):
+                    best[end] = [*before, piece]
+    parts = best[n]
+    return parts if parts is not None and len(parts) >= 2 else None
+
+
+def words(text: str, *, symbols: bool = True, split: Callable[[str], list[str] | None] | None = None) -> list[Word]:
+    """The prompt's words (step 2-4); a joined single-letter run follows the letters it was read from, then
+    the words ``split`` finds in it."""
+    pattern = _WORD if symbols else _PLAIN_WORD
     out: list[Word] = []
     run: list[str] = []
 
@@ -71,9 +101,11 @@ def words(text: str) -> list[Word]:
         if len(run) >= 3:
             joined = "".join(run)
             out.append(Word(joined, _forms(joined), joined=True))
+            for part in (split(joined) if split else None) or ():
+                out.append(Word(part, _forms(part), joined=True))
         run.clear()
 
-    for raw in _WORD.findall(normalise(text)):
+    for raw in pattern.findall(normalise(text)):
         letters = raw.translate(_LEET) if not raw.isdigit() else raw
         if len(letters) == 1 and letters.isalpha():
             run.append(letters)

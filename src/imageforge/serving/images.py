@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -65,6 +66,12 @@ def refusal(verdict: Verdict, resolved: ResolvedRequest, request_id: str) -> Mod
         stage=stage,
         categories=categories,
     )
+
+
+def _abandon(future: asyncio.Future[Any]) -> None:
+    """Cancel work whose result is no longer wanted; an error it already raised is retrieved, not logged."""
+    future.cancel()
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 def preview_steps(total_steps: int, k: int) -> list[int]:
@@ -153,14 +160,21 @@ class ImagesService:
         """The request's policy: its ``moderation`` value; ``auto`` for models without the parameter (DALL·E)."""
         return "low" if resolved.moderation == "low" else "auto"
 
-    async def screen_input(self, resolved: ResolvedRequest, prompt: str, audit: RequestAudit) -> Verdict:
-        """Check the prompt and the input image (an edit's) before any work; raises the refusal when flagged.
+    async def screen_input(
+        self, resolved: ResolvedRequest, prompt: str, audit: RequestAudit, *, also: str | None = None
+    ) -> Verdict:
+        """Check the prompt (and ``also``, the user's own words when a planner wrote the prompt) and the input
+        image (an edit's) before any work; raises the refusal when flagged.
 
         The returned verdict carries ``minor``, which the output checks use even when the input stage is off.
         """
         m, level, p = self.moderator, self.level(resolved), resolved.params
         verdict = await asyncio.to_thread(m.check_prompt, prompt, level)
         self._timed(audit, verdict)
+        if also and not verdict.flagged:
+            own = await asyncio.to_thread(m.check_prompt, also, level)
+            self._timed(audit, own)
+            verdict = dataclasses.replace(own, minor=own.minor or verdict.minor)
         if not verdict.flagged and p.init_image is not None:
             verdict = await asyncio.to_thread(m.check_input_images, [p.init_image], level, minor=verdict.minor)
             self._timed(audit, verdict)
@@ -197,10 +211,10 @@ class ImagesService:
         try:
             verdict = await self._screen_output(resolved, images, minor, audit)
         except BaseException:
-            encoding.cancel()
+            _abandon(encoding)
             raise
         if verdict.flagged:
-            encoding.cancel()
+            _abandon(encoding)
             raise self._blocked(verdict, resolved)
         return list(await encoding)
 
@@ -267,7 +281,7 @@ class ImagesService:
         p = resolved.params
         audit = self._audit(resolved, key_id, endpoint)
         try:
-            screened = await self.screen_input(resolved, body["prompt"], audit)
+            screened = await self.screen_input(resolved, body["prompt"], audit, also=body.get("user_text"))
         except BaseException as exc:
             self._failed(audit, exc)
             if audit.outcome == "cancelled":  # gone before the job was queued: no work was done
@@ -284,7 +298,12 @@ class ImagesService:
                 loop.call_soon_threadsafe(previews.put_nowait, image)
 
         worker = self.engines.worker(resolved.model)
-        queued = worker.submit(p, cancel, on_step, resolved.model)  # QueueFullError: a plain 429, nothing sent
+        try:
+            queued = worker.submit(p, cancel, on_step, resolved.model)  # QueueFullError: a plain 429, nothing sent
+        except ImageForgeError as exc:  # the queue filled while the prompt was checked: audited like any refusal
+            self._failed(audit, exc)
+            await self._finish(audit, resolved, None)
+            raise
         return self._stream_events(
             resolved, body, worker.wait, queued, previews, cancel, keepalive_s, audit, screened.minor
         )
@@ -344,11 +363,11 @@ class ImagesService:
         finally:
             if getter is not None and not getter.done():
                 getter.cancel()
-            if not job.done():  # the client went away (or the stream was closed): stop the engine within a step
+            if not job.done():  # the client went away, or a preview was refused: stop the engine within a step
                 cancel.set()
                 job.cancel()
-                log.info("[%s] cancelled: the client went away", p.request_id)
-                if audit.outcome == "ok":
+                if audit.outcome in ("ok", "cancelled"):  # not after a refusal or an error
+                    log.info("[%s] cancelled: the client went away", p.request_id)
                     audit.outcome, audit.status = "cancelled", 499
             audit.queue_ms, audit.run_ms = timings.get("queue_s", 0) * 1000, timings.get("run_s", 0) * 1000
             await self._finish(audit, resolved, body.get("prompt"))

@@ -414,7 +414,9 @@ class ResponsesService:
         if edit:
             strength = max(EDIT_STRENGTH[p.tool.input_fidelity or "low"], 1 / params.steps)
             params = dataclasses.replace(params, init_image=init, mask=mask, strength=strength)
-        resolved = dataclasses.replace(resolved, params=params)
+        # The end-user is the Responses request's (blocks and usage are counted per end-user).
+        resolved = dataclasses.replace(resolved, params=params,
+                                       end_user=p.request.safety_identifier or p.request.user or None)  # fmt: skip
         call.background = params.background
         call.output_format = resolved.output_format
         call.quality = resolved.quality
@@ -428,9 +430,13 @@ class ResponsesService:
         partials = (p.tool.partial_images or 0) if p.stream else 0
         resolved = dataclasses.replace(resolved, partial_images=partials)
         try:
+            # The planner's prompt is checked, and the user's latest words with it (a remote planner may rewrite
+            # them); a refused prompt or input image raises here and the call fails with the refusal.
+            user_text = next((t.text for t in reversed(p.turns) if t.role == "user"), None)
             events = await self.images.stream(
-                resolved, {"prompt": plan.image_prompt}, cancel=cancel, key_id=p.key_id, endpoint="responses"
-            )  # a refused prompt or input image raises here: the call fails with the refusal
+                resolved, {"prompt": plan.image_prompt, "user_text": user_text}, cancel=cancel, key_id=p.key_id,
+                endpoint="responses",
+            )  # fmt: skip
             async with aclosing(events) as run:
                 async for event in run:
                     if isinstance(event, str):
