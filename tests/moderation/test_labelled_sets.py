@@ -17,7 +17,7 @@ import pytest
 from imageforge.moderation import Moderator
 
 DATA = Path(__file__).parent / "data"
-HELD_OUT = ("test.jsonl", "holdout.jsonl")
+HELD_OUT = ("test.jsonl", "holdout.jsonl", "holdout3.jsonl")
 MOD = Moderator()
 
 

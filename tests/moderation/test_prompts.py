@@ -161,3 +161,10 @@ def test_adults_and_ordinary_words_are_not_misread(prompt: str) -> None:
 )
 def test_ages_under_eighteen_are_minors(prompt: str) -> None:
     assert flagged(prompt, "low") == ["sexual/minors"]
+
+
+def test_a_neighbour_reveals_an_innocent_sense() -> None:
+    assert flagged("Intercourse, Pennsylvania town sign with an Amish buggy") == []
+    assert flagged("traditional faggots in onion gravy with mushy peas") == []
+    assert flagged("a faggot") == ["hate"]  # the slur, with nothing to read it otherwise
+    assert flagged("sexual intercourse in a town") == ["sexual"]  # a phrase reaching beyond the word still counts

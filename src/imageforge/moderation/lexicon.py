@@ -94,6 +94,7 @@ class Lexicon:
         self.weights = Weights(**data["weights"])
         self.categories: tuple[str, ...] = tuple(data["categories"])
         self.exceptions = PhraseSet((p, "exception") for p in data["exceptions"]["phrases"])
+        self.senses: dict[str, frozenset[str]] = {w: frozenset(ctx) for w, ctx in data.get("senses", {}).items()}
         terms: list[tuple[str, str]] = [(p, "minor") for p in data["minor"]["terms"]]
         for category, tiers in data["categories"].items():
             for tier, phrases in tiers.items():
@@ -114,6 +115,16 @@ class Lexicon:
         else:
             raw = Path(path).read_text(encoding="utf-8")
         return cls(tomllib.loads(raw))
+
+    def innocent(self, seq: Sequence[Word], match: Match, window: int = 6) -> bool:
+        """A one-word match whose word's innocent sense a neighbour reveals (``[senses]``)."""
+        if match.end - match.start != 1:
+            return False
+        context = self.senses.get(match.phrase)
+        if not context:
+            return False
+        lo, hi = max(0, match.start - window), min(len(seq), match.end + window)
+        return any(_keys(seq[j]) & context for j in range(lo, hi) if j != match.start)
 
     def weight(self, tier: str) -> float:
         return float(getattr(self.weights, tier))

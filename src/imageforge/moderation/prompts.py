@@ -1,8 +1,9 @@
 """Scores a prompt per category from the lexicon, the way ``lexicon.toml``'s header describes.
 
 1. Exception phrases are matched; a term entirely inside one does not count ("naked eye" leaves nothing for
-   "naked"). The prompt is read twice, with leetspeak symbols inside words and with them as separators
-   (``text.words``), and the terms of both readings count.
+   "naked"), nor does a word whose innocent sense a neighbour reveals (``[senses]``: "faggots in gravy"). The
+   prompt is read twice, with leetspeak symbols inside words and with them as separators (``text.words``), and
+   the terms of both readings count.
 2. Every other term found adds its tier's weight to its category, combined as a noisy-OR over distinct terms
    (``1 - prod(1 - w)``): one moderate term gives 0.6, two weak ones 0.44, three 0.58.
 3. An intensifier ("explicit", "how to", "step by step") counts only where its category already scores at least
@@ -63,7 +64,8 @@ class PromptClassifier:
         split = partial(segment, vocabulary=lex.vocabulary)
         readings = [words(text, split=split), words(text, symbols=False, split=split)]
         excepted = [lex.exceptions.find(seq) for seq in readings]
-        matches = [m for seq, exc in zip(readings, excepted, strict=True) for m in lex.terms.find(seq, exc)]
+        matches = [m for seq, exc in zip(readings, excepted, strict=True) for m in lex.terms.find(seq, exc)
+                   if not lex.innocent(seq, m)]  # fmt: skip
 
         # 2-3. Noisy-OR per category over distinct phrases; intensifiers apply last.
         found: dict[str, dict[str, float]] = defaultdict(dict)
