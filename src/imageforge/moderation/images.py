@@ -49,7 +49,11 @@ class NsfwClassifier:
             # Idle pool threads must not spin: the engine's torch threads share these cores (a stream's previews
             # are checked while the engine keeps denoising).
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(resolve_model_path(), sess_options=opts, providers=["CPUExecutionProvider"])
+            # With onnxruntime-gpu installed instead of onnxruntime, the check runs on the GPU (CPU as fallback).
+            providers = [p for p in ("CUDAExecutionProvider",) if p in ort.get_available_providers()]
+            session = ort.InferenceSession(
+                resolve_model_path(), sess_options=opts, providers=[*providers, "CPUExecutionProvider"]
+            )
             self._input = session.get_inputs()[0].name
             session.run(None, {self._input: np.zeros((1, 224, 224, 3), np.float32)})  # warm-up
             self._model = session
