@@ -103,12 +103,14 @@ class ModerationBlockedError(ImageForgeError):
     status = 400
     type = "image_generation_user_error"
     code = "moderation_blocked"
+    details_on_wire = True
 
     def __init__(self, message: str, *, stage: str, categories: list[str] | tuple[str, ...]) -> None:
         super().__init__(message)
         self.stage = stage
         self.categories = list(categories)
-        self.extra = {"moderation_details": {"moderation_stage": stage, "categories": list(categories)}}
+        if self.details_on_wire:
+            self.extra = {"moderation_details": {"moderation_stage": stage, "categories": list(categories)}}
 
 
 class ContentPolicyViolationError(ModerationBlockedError):
@@ -116,10 +118,7 @@ class ContentPolicyViolationError(ModerationBlockedError):
 
     type = "invalid_request_error"
     code = "content_policy_violation"
-
-    def __init__(self, message: str, *, stage: str, categories: list[str] | tuple[str, ...]) -> None:
-        super().__init__(message, stage=stage, categories=categories)
-        self.extra = {}
+    details_on_wire = False
 
 
 class AuthenticationError(ImageForgeError):

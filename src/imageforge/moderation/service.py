@@ -20,7 +20,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from imageforge.errors import ConfigurationError
@@ -116,13 +115,9 @@ class Moderator:
             plugins=load_plugins(settings.moderation_plugins),
         )
 
-    @property
-    def checks_images(self) -> bool:
-        return self.input_enabled or self.output_enabled
-
     def load(self) -> None:
         """Load the image classifier now (start-up), not on the first request. Blocking."""
-        if self.checks_images:
+        if self.input_enabled or self.output_enabled:
             self.images.load()
 
     # Input ----------------------------------------------------------------------------------------------------
@@ -170,8 +165,3 @@ class Moderator:
         flagged.update(self.policy.prompt_categories(scores, level))
         scores["nsfw"] = worst
         return Verdict(stage, _ordered(flagged), scores, minor, time.perf_counter() - started)
-
-
-def default_lexicon_path() -> Path:
-    """Where the shipped lexicon lives (for operators who want to copy and edit it)."""
-    return Path(__file__).with_name("lexicon.toml")

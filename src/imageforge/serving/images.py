@@ -279,15 +279,6 @@ class ImagesService:
         it is sent; a flagged one ends the stream with an in-band error and nothing of it is sent.
         """
         p = resolved.params
-        audit = self._audit(resolved, key_id, endpoint)
-        try:
-            screened = await self.screen_input(resolved, body["prompt"], audit, also=body.get("user_text"))
-        except BaseException as exc:
-            self._failed(audit, exc)
-            if audit.outcome == "cancelled":  # gone before the job was queued: no work was done
-                log.info("[%s] cancelled: the client went away", p.request_id)
-            await self._finish(audit, resolved, None)
-            raise
         wanted = set(preview_steps(p.denoising_steps, resolved.partial_images))
         loop = asyncio.get_running_loop()
         previews: asyncio.Queue[Any] = asyncio.Queue()  # preview images (PIL; serving does not import PIL)
@@ -298,10 +289,14 @@ class ImagesService:
                 loop.call_soon_threadsafe(previews.put_nowait, image)
 
         worker = self.engines.worker(resolved.model)
+        audit = self._audit(resolved, key_id, endpoint)
         try:
+            screened = await self.screen_input(resolved, body["prompt"], audit, also=body.get("user_text"))
             queued = worker.submit(p, cancel, on_step, resolved.model)  # QueueFullError: a plain 429, nothing sent
-        except ImageForgeError as exc:  # the queue filled while the prompt was checked: audited like any refusal
+        except BaseException as exc:  # refused, queue full, or the client gone: audited, nothing was sent
             self._failed(audit, exc)
+            if audit.outcome == "cancelled":  # gone before the job was queued: no work was done
+                log.info("[%s] cancelled: the client went away", p.request_id)
             await self._finish(audit, resolved, None)
             raise
         return self._stream_events(
