@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
         help="finished image_generation_call status (completed) [IMAGEFORGE_RESPONSES_FINISHED_STATUS]",
     )  # fmt: skip
     serve.add_argument("--queue-limit", type=int, help="requests waiting per engine before 429 (64)")
+    serve.add_argument("--max-queue-seconds", type=float,
+                       help="longest wait for queued work before 429 (default: half a request's run)")  # fmt: skip
     serve.add_argument("--max-batch", type=int, help="images per engine call across requests (engine's; 1 = off)")
     serve.add_argument("--batch-wait-ms", type=float, help="wait for compatible requests to batch with (5)")
     serve.add_argument("--request-timeout", dest="request_timeout_seconds", type=float,
@@ -110,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--moderation-threads", type=int, help="CPU threads of the image classifier (2)")
     serve.add_argument("--moderation-plugin", dest="moderation_plugins", action="append",
                        help="enable an installed moderation plug-in; repeatable")  # fmt: skip
+    serve.add_argument("--responses-retention", dest="responses_retention_seconds", type=int,
+                       help="seconds stored responses are kept (30 days; 0 = for ever)")  # fmt: skip
+    serve.add_argument("--metrics-key", help="Bearer key that may read /metrics besides the API keys")
+    serve.add_argument("--metrics-user-labels", choices=["hashed", "plain"],
+                       help="end-user label values in /metrics (hashed)")  # fmt: skip
     for scope in ("key", "user"):
         for kind in ("requests", "images"):
             serve.add_argument(f"--{scope}-{kind}-per-minute", type=int, help=f"per {scope} (default: no limit)")
@@ -222,7 +229,8 @@ def _serve(ns: argparse.Namespace, console: Console) -> int:
     console.print(f"ImageForge {__version__} on http://{settings.host}:{settings.port}/v1  (data: {settings.data_dir})")
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                             log_config=None, timeout_graceful_shutdown=5)  # fmt: skip
-    DrainingServer(config, app.state.imageforge.drain, settings.drain_timeout_seconds).run()
+    state = app.state.imageforge
+    DrainingServer(config, state.drain, settings.drain_timeout_seconds, abort=state.engines.abort).run()
     return 0
 
 

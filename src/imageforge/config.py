@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     url_ttl_seconds: int = Field(default=3600, ge=1, description="lifetime of response_format=url images")
     sweep_interval_seconds: float = Field(default=60.0, gt=0, description="how often expired images are deleted")
     queue_limit: int = Field(default=64, ge=1, description="requests waiting per engine before 429")
+    max_queue_seconds: float | None = Field(
+        default=None, ge=0,
+        description="how long a request may wait for the work queued ahead of it (default: half its own run time)",
+    )  # fmt: skip
     max_batch: int | None = Field(
         default=None, ge=1, description="images per engine call across requests (default: the engine's; 1 = off)"
     )
@@ -88,6 +92,12 @@ class Settings(BaseSettings):
     )
     encode_workers: int = Field(default=2, ge=1, description="encode pool size")
     metrics_max_users: int = Field(default=1000, ge=0, description="distinct end-users labelled in /metrics")
+    metrics_key: str | None = Field(
+        default=None, description="Bearer key that may read /metrics (besides the API keys, which always may)"
+    )
+    metrics_user_labels: Literal["hashed", "plain"] = Field(
+        default="hashed", description="end-users in /metrics: pseudonyms (u_ + SHA-256 prefix) or their ids"
+    )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="largest JSON request body")
     default_gpt_model: str = Field(
         default="gpt-image-1", description="the model an omitted `model` means when a GPT-only parameter is sent"
@@ -124,6 +134,12 @@ class Settings(BaseSettings):
     )
     planner_api_key: str | None = Field(default=None, description="Bearer key sent to planner_url")
     planner_timeout_seconds: float = Field(default=60.0, gt=0)
+    responses_retention_seconds: int = Field(
+        default=30 * 24 * 3600, ge=0, description="how long stored responses (and their images) are kept; 0 = ever"
+    )
+    responses_max_input_tokens: int = Field(
+        default=272_000, ge=1, description="longest conversation a Responses request may send, in tokens"
+    )
     responses_finished_status: Literal["completed", "generating"] = Field(
         default="completed",
         description="status of a finished image_generation_call; 'generating' mimics the live API (OpenAI-DotNet)",

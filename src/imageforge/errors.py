@@ -25,12 +25,14 @@ and the CLI prints them. Nothing below the API layer raises an HTTP exception.
     │   └── OutOfMemoryError             500 server_error / out_of_memory (still too big after a retry at half batch)
     ├── GenerationTimeout                504 server_error / timeout  (the request_timeout_seconds setting passed)
     ├── ShuttingDownError                503 server_error / server_shutting_down (draining after SIGTERM)
-    ├── EngineUnavailableError           503 server_error / engine_unavailable (missing optional dependency)
+    ├── EngineUnavailableError           503 server_error / engine_unavailable (a model that could not be loaded)
     ├── PlannerError                     502 server_error / planner_error (the chat-completions planner failed)
     └── GenerationCancelled              499 cancelled               (client went away, or cancelled)
 """
 
 from __future__ import annotations
+
+import math
 
 __all__ = [
     "AuthenticationError",
@@ -55,6 +57,7 @@ __all__ = [
     "UnknownParameterError",
     "UnsafeCheckpointError",
     "UnsupportedParameterError",
+    "reset_duration",
 ]
 
 
@@ -152,6 +155,16 @@ class RateLimitError(ImageForgeError):
         super().__init__(message)
         self.retry_after = retry_after
         self.headers = dict(headers or {})
+
+
+def reset_duration(seconds: float) -> str:
+    """OpenAI's format of ``x-ratelimit-reset-*`` headers: ``12ms``, ``1.5s``, ``6m0s``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    if seconds < 60:
+        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    minutes, rest = divmod(math.ceil(seconds), 60)
+    return f"{minutes}m{rest}s"
 
 
 class QueueFullError(RateLimitError):

@@ -6,26 +6,39 @@ requests, rate limiting and usage per API key and end-user.
 
 End-user ids (the ``user`` / ``safety_identifier`` fields) come from clients, so their number is unbounded: past
 ``max_users`` distinct ids, further ones are counted under ``user="other"`` and a label set never grows without
-limit.
+limit. They are also personal data, and ``/metrics`` is read by more people than the audit log: by default a label
+is a pseudonym, ``u_`` and the first 12 hex digits of the id's SHA-256 (an operator finds a user's series by
+hashing the id; a reader of the page learns no ids). ``user_labels="plain"`` keeps the ids themselves.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "Metrics", "UserLabels", "hashed_user"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _BATCH = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
+UserLabels = Literal["hashed", "plain"]
+
+
+def hashed_user(user: str) -> str:
+    """The pseudonym an end-user id is labelled with by default (``u_`` + 12 hex digits of its SHA-256)."""
+    return "u_" + hashlib.sha256(user.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
 class Metrics:
-    def __init__(self, max_users: int = 1000) -> None:
+    def __init__(self, max_users: int = 1000, user_labels: UserLabels = "hashed") -> None:
         r = self.registry = CollectorRegistry()
         self.max_users = max_users
+        self.user_labels = user_labels
         self._users: set[str] = set()
         self._lock = threading.Lock()
         self.queue_depth = Gauge("imageforge_queue_depth", "Jobs waiting for an engine", ["engine"], registry=r)
@@ -60,6 +73,12 @@ class Metrics:
         self.oom_retries = Counter(
             "imageforge_oom_retries", "Batches retried at half size after running out of memory", ["engine"], registry=r
         )
+        self.isolation_retries = Counter(
+            "imageforge_isolation_retries",
+            "Batches whose engine call failed and whose jobs were run again one by one (only a failing one fails)",
+            ["engine"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "imageforge_rate_limited", "Requests refused with 429, by reason", ["reason"], registry=r
         )
@@ -88,6 +107,8 @@ class Metrics:
         """The label an end-user id is counted under (bounded; see the module docstring)."""
         if not user:
             return "-"
+        # A label must be valid UTF-8, or the whole page fails to render for everyone (issue 15).
+        user = hashed_user(user) if self.user_labels == "hashed" else _valid_text(user)
         with self._lock:
             if user in self._users:
                 return user
@@ -114,3 +135,7 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _valid_text(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -34,7 +34,7 @@ def test_unknown_model_404(server: Server) -> None:
         (b"[1, 2]", "must be a JSON object"),
         (b'"prompt"', "must be a JSON object"),
         (b"[" * 200_000 + b"]" * 200_000, "could not parse the JSON body"),
-        (b'{"prompt": "a", "n": 1e400}', "Invalid type for 'n'"),
+        (b'{"prompt": "a", "n": 1e400}', "Invalid 'n': 1e400 is out of range"),
     ],
 )
 def test_malformed_bodies_are_400_envelopes(server: Server, content: bytes, fragment: str) -> None:

@@ -17,6 +17,7 @@ import openai
 import pytest
 from PIL import Image
 
+from imageforge.metrics import hashed_user
 from tests.api.server import Server, serve
 
 TOOL = {"type": "image_generation", "quality": "low"}
@@ -49,7 +50,7 @@ def test_blocked_prompt_is_refused_at_input(server: Server) -> None:
     assert "safety_violations=[sexual]" in body["message"] and e.request_id in body["message"]
     assert e.response.headers["x-should-retry"] == "false"
     # Counted per key and end-user; the audit line names stage and category, never the prompt.
-    assert server.metric("imageforge_moderation_blocks_total", user="user-moderation-1", stage="input",
+    assert server.metric("imageforge_moderation_blocks_total", user=hashed_user("user-moderation-1"), stage="input",
                          category="sexual") == 1  # fmt: skip
     audit = [json.loads(line[line.index("{"):])
              for line in server.log().splitlines() if '"moderation_stage":"input"' in line]  # fmt: skip
@@ -101,7 +102,7 @@ def test_output_block_uses_the_real_classifier_and_the_threshold(strict: Server)
     # The same prompt at `low` passes: only the threshold changed, and the classifier scores real images low.
     r = client.images.generate(model="gpt-image-1", prompt="a red apple", quality="low", moderation="low")
     assert r.data[0].b64_json
-    assert strict.metric("imageforge_moderation_blocks_total", user="user-out", stage="output") == 1
+    assert strict.metric("imageforge_moderation_blocks_total", user=hashed_user("user-out"), stage="output") == 1
     # Nothing of the refused images was written for url delivery either.
     with pytest.raises(openai.BadRequestError):
         client.images.generate(model="dall-e-2", prompt="a red apple", response_format="url")
@@ -138,7 +139,7 @@ def test_responses_gives_a_failed_call_with_the_error(server: Server) -> None:
     r = server.client().responses.create(model="gpt-5", input="draw a naked woman on a bed", tools=[TOOL],
                                          safety_identifier="resp-user-1")  # fmt: skip
     call = _failed_call(r.output)
-    assert server.metric("imageforge_moderation_blocks_total", user="resp-user-1", stage="input") == 1
+    assert server.metric("imageforge_moderation_blocks_total", user=hashed_user("resp-user-1"), stage="input") == 1
     assert call.result is None
     assert (call.error.code, call.error.type) == ("moderation_blocked", "image_generation_user_error")
     assert call.error.moderation_details.moderation_stage == "input"

@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from imageforge.metrics import hashed_user
 from tests.api.server import Server, serve
 
 CATALOGUE = """
@@ -94,11 +95,11 @@ def test_engine_error_and_out_of_memory_fail_only_that_request(limited: Server) 
 
 
 def test_metrics_ready_and_the_audit_log(limited: Server) -> None:
-    before = limited.metric("imageforge_usage_images_total", user="audited-user")
+    before = limited.metric("imageforge_usage_images_total", user=hashed_user("audited-user"))
     limited.client().images.generate(model="fake-fast", prompt="a secret prompt text", quality="low",
                                      user="audited-user")  # fmt: skip
-    assert limited.metric("imageforge_usage_images_total", user="audited-user") == before + 1
-    assert limited.metric("imageforge_usage_pixels_total", user="audited-user") == 1024 * 1024
+    assert limited.metric("imageforge_usage_images_total", user=hashed_user("audited-user")) == before + 1
+    assert limited.metric("imageforge_usage_pixels_total", user=hashed_user("audited-user")) == 1024 * 1024
     for name in ("imageforge_batch_images_count", "imageforge_queue_seconds_count", "imageforge_run_seconds_count",
                  "imageforge_encode_seconds_count", "imageforge_request_seconds_count"):  # fmt: skip
         assert limited.metric(name) >= 1, name

@@ -50,8 +50,13 @@ def test_tool_errors(tool: Any, param: str, code: str) -> None:
     assert (e.value.param, e.value.code) == (param, code)
 
 
+def parsed_input(raw: list[Any]) -> list[Any]:
+    """``input`` as the service reads it: validated with the request, then turned into messages and references."""
+    return parse_input(parse_create_request({"model": "m", "input": raw}).input)
+
+
 def test_input_items() -> None:
-    items = parse_input([
+    items = parsed_input([
         {"role": "system", "content": "be nice"},
         {"type": "message", "role": "user", "content": [
             {"type": "input_text", "text": "edit"}, {"type": "input_image", "image_url": "data:image/png;base64,AA"},
@@ -82,5 +87,5 @@ def test_input_items() -> None:
 )
 def test_input_errors(item: Any, param: str) -> None:
     with pytest.raises(InvalidRequestError) as e:
-        parse_input([item])
+        parsed_input([item])
     assert e.value.param == param

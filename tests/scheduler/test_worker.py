@@ -18,6 +18,7 @@ from imageforge.errors import (
     EngineError,
     GenerationCancelled,
     GenerationTimeout,
+    InvalidRequestError,
     OutOfMemoryError,
     QueueFullError,
     ShuttingDownError,
@@ -181,18 +182,33 @@ def test_a_cancelled_waiting_job_never_reaches_the_engine(gate: threading.Event)
     worker.close()
 
 
-def test_an_engine_error_fails_its_batch_only_and_the_worker_keeps_serving(gate: threading.Event) -> None:
+def test_an_engine_error_fails_only_the_job_that_causes_it_and_the_worker_keeps_serving(gate: threading.Event) -> None:
     engine = FakeEngine(fail_on="boom")
-    worker = make_worker(engine, max_batch=2)
+    worker = make_worker(engine, max_batch=3)
     holder = block_first_call(worker, gate)
-    jobs = [params("boom"), params("fine 1"), params("fine 2")]
+    jobs = [params("fine 1"), params("boom"), params("fine 2")]
 
     results = asyncio.run(run_queued(worker, gate, jobs))
     holder.join()
-    assert isinstance(results[0], EngineError) and isinstance(results[1], EngineError)  # the failing batch
-    assert not isinstance(results[2], Exception)  # the next batch
+    assert isinstance(results[1], EngineError)  # the job whose input fails the engine, alone
+    assert not isinstance(results[0], Exception) and not isinstance(results[2], Exception)
+    # The batch failed once, then its jobs ran one by one: only "boom" failed.
+    assert [[p.prompt for p in call] for call in engine.calls] == [
+        ["fine 1", "boom", "fine 2"], ["fine 1"], ["boom"], ["fine 2"],
+    ]  # fmt: skip
+    lone = asyncio.run(worker.generate(params("fine 1"), threading.Event()))
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(results[0].images), pixels(lone.images), strict=True))  # type: ignore[union-attr]
     after = asyncio.run(worker.generate(params("fine again"), threading.Event()))
     assert len(after.images) == 1
+    worker.close()
+
+
+def test_a_job_the_engine_cannot_run_is_refused_alone_before_it_joins_a_batch() -> None:
+    engine = FakeEngine()
+    worker = make_worker(engine)
+    with pytest.raises(InvalidRequestError) as e:
+        worker.submit(params("too many steps", steps=5000), threading.Event())
+    assert e.value.param == "steps" and engine.calls == []
     worker.close()
 
 
@@ -301,4 +317,42 @@ def test_a_request_cancelled_while_waiting_gives_its_slot_back_at_once(gate: thr
     assert isinstance(asyncio.run(run()), GenerationCancelled)
     gate.set()
     holder.join()
+    worker.close()
+
+
+def test_admission_is_bounded_by_the_time_the_queued_work_takes(gate: threading.Event) -> None:
+    """Measured cost c per job, wait budget 2.5c: a job may finish within 3.5c, so three jobs queue (ending at c,
+    2c, 3c) and the fourth (4c) is refused at once, told to retry when enough work has drained (~0.5c)."""
+    engine = FakeEngine(step_delay=0.01)
+    worker = make_worker(engine, max_batch=1)
+    asyncio.run(worker.generate(params("learn"), threading.Event()))  # the engine's cost of such a job
+    cost = worker.cost.estimate(params("x").batch_key(), 1)
+    assert cost is not None and cost > 0
+    worker.max_queue_seconds = 2.5 * cost
+    holder = block_first_call(worker, gate)  # nothing runs, so nothing is measured, while the queue fills
+    jobs = [worker.submit(params(f"queued {i}"), threading.Event()) for i in range(3)]
+    with pytest.raises(QueueFullError) as refused:
+        worker.submit(params("one too many"), threading.Event())
+    assert 0 < refused.value.retry_after <= cost and "budget" in refused.value.message
+    with pytest.raises(QueueFullError):
+        worker.admit(params("asked first"))  # the route's early check says the same
+    gate.set()
+    holder.join()
+    for job in jobs:
+        assert len(job.future.result(30).images) == 1
+    worker.admit(params("room again"))  # the queue drained
+    worker.close()
+
+
+def test_without_a_budget_a_request_may_wait_half_its_own_run_time(gate: threading.Event) -> None:
+    engine = FakeEngine(step_delay=0.01)
+    worker = make_worker(engine, max_batch=1)
+    asyncio.run(worker.generate(params("learn"), threading.Event()))
+    holder = block_first_call(worker, gate)
+    first = worker.submit(params("first"), threading.Event())  # ends at c: within 1.5c
+    with pytest.raises(QueueFullError):
+        worker.submit(params("second"), threading.Event())  # would end at 2c
+    gate.set()
+    holder.join()
+    assert first.future.result(30).images
     worker.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from imageforge.errors import RateLimitError
-from imageforge.serving.ratelimit import RateLimiter, duration
+from imageforge.errors import reset_duration as duration
+from imageforge.serving.ratelimit import RateLimiter
 
 
 def test_requests_and_images_limits_with_equal_numbers_count_separately() -> None:

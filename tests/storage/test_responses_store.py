@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from imageforge.storage.responses import ResponseStore
 
 
@@ -50,3 +52,32 @@ def test_unfinished_responses_are_failed_at_start(tmp_path: Path) -> None:
     assert failed is not None and failed["status"] == "failed"
     assert failed["error"] == {"code": "server_error", "message": "The server restarted."}
     assert store.get("resp_b")["status"] == "completed"  # type: ignore[index]
+
+
+def test_documents_that_could_not_be_read_back_are_refused(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path / "r.sqlite3")
+    bad = {**_response("resp_nan"), "temperature": float("nan")}
+    with pytest.raises(ValueError):
+        store.save(bad, [])
+    assert store.get("resp_nan") is None  # nothing half-written
+
+
+def test_fail_marks_one_response_failed(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path / "r.sqlite3")
+    store.save(_response("resp_a", status="in_progress"), [])
+    store.fail("resp_a", "could not save")
+    store.fail("resp_unknown", "no such response")  # a no-op
+    doc = store.get("resp_a")
+    assert doc is not None and doc["status"] == "failed" and doc["error"]["message"] == "could not save"
+
+
+def test_sweep_deletes_old_responses_with_their_items(tmp_path: Path) -> None:
+    store = ResponseStore(tmp_path / "r.sqlite3")
+    old, new = _response("resp_old"), {**_response("resp_new", previous="resp_old"), "created_at": 100}
+    store.save(old, [{"type": "message", "id": "msg_old", "role": "user", "content": []}])
+    store.save(new, [])
+    assert store.sweep(created_before=50) == 1
+    assert store.get("resp_old") is None and store.item("msg_old") is None and store.item("ig_resp_old") is None
+    chain = store.chain("resp_new")  # the later response still reads: its chain ends at the deleted link
+    assert chain is not None and len(chain) == 1
+    assert store.sweep(created_before=50) == 0

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from imageforge import __version__
@@ -21,12 +22,20 @@ from imageforge.api.auth import ApiKeys
 from imageforge.api.errors import install_error_handlers
 from imageforge.api.lifecycle import DrainMiddleware
 from imageforge.api.middleware import RequestIdMiddleware
+from imageforge.api.openapi import install_openapi
 from imageforge.api.routes import files, images, models, responses
 from imageforge.api.state import AppState
 from imageforge.config import Catalogue, Settings, load_catalogue
 from imageforge.engines.embedded.config import WEIGHTS_DIR
 from imageforge.metrics import CONTENT_TYPE, Metrics
 from imageforge.moderation import Moderator
+from imageforge.protocol.errors import ErrorResponse
+from imageforge.protocol.image_events import ImageGenCompletedEvent, ImageGenPartialImageEvent, StreamErrorEvent
+from imageforge.protocol.images import ImageGenerateRequest, ImagesResponse
+from imageforge.protocol.models import Model, ModelList
+from imageforge.protocol.response_events import RESPONSE_STREAM_EVENTS
+from imageforge.protocol.responses import Response as ResponseObject
+from imageforge.protocol.responses import ResponseCreateRequest, ResponseDeleted, ResponseItemList
 from imageforge.scheduler.pool import EnginePool
 from imageforge.serving.encoding import EncodePool
 from imageforge.serving.images import ImagesService
@@ -49,7 +58,7 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
     data = settings.data_dir
     store = FileImageStore(data / "images")
     signer = UrlSigner(load_or_create_key(data / "url-signing.key"))
-    metrics = Metrics(max_users=settings.metrics_max_users)
+    metrics = Metrics(max_users=settings.metrics_max_users, user_labels=settings.metrics_user_labels)
     engines = EnginePool(catalogue, settings, metrics)
     tokens = TokenCounter(WEIGHTS_DIR / "tokenizer" / "tokenizer.json")
     images_service = ImagesService(
@@ -78,6 +87,7 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
         tokens,
         default_image_model=settings.default_gpt_model,
         finished_status=settings.responses_finished_status,
+        max_input_tokens=settings.responses_max_input_tokens,
     )
     return AppState(
         settings=settings,
@@ -100,11 +110,18 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
 
 
 async def _sweep_forever(state: AppState) -> None:
+    """Delete expired url images, and stored responses past their retention (their images live inside them)."""
+    retention = state.settings.responses_retention_seconds
     while True:
+        now = state.clock()
         try:
-            await asyncio.to_thread(state.store.sweep, state.clock())
-        except OSError as exc:  # a full or read-only disk must not kill the sweeper; try again next time
-            log.warning("sweeping expired images failed: %s", exc)
+            await asyncio.to_thread(state.store.sweep, now)
+            if retention:
+                deleted = await asyncio.to_thread(state.responses.store.sweep, now - retention)
+                if deleted:
+                    log.info("deleted %d stored responses older than %d s", deleted, retention)
+        except (OSError, sqlite3.Error) as exc:  # a full or read-only disk must not kill the sweeper; try again
+            log.warning("sweeping expired images or responses failed: %s", exc)
         await asyncio.sleep(state.settings.sweep_interval_seconds)
 
 
@@ -127,8 +144,23 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
             state.images.encoder.close()
 
     app = FastAPI(
-        title="ImageForge", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="ImageForge",
+        version=__version__,
+        description="A self-hosted image-generation server that speaks OpenAI's image API.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
     )
+    install_openapi(
+        app,
+        requests=[ImageGenerateRequest, ResponseCreateRequest],
+        outputs=[ImagesResponse, ErrorResponse, ModelList, Model, ResponseObject, ResponseDeleted, ResponseItemList,
+                 ImageGenPartialImageEvent, ImageGenCompletedEvent, StreamErrorEvent, *RESPONSE_STREAM_EVENTS],
+        served={"ImageGenerateRequest.model": sorted(state.catalogue.models),
+                "ImageGenerationTool.model": sorted(m for m in state.catalogue.models
+                                                    if state.catalogue.profile(m).gpt)},
+    )  # fmt: skip
     app.state.imageforge = state
     app.state.api_keys = ApiKeys(settings.api_keys)
     install_error_handlers(app)
@@ -152,8 +184,12 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
         body = {"ready": ok, "draining": state.drain.draining, "engines": state.engines.status()}
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    metrics_keys = ApiKeys([*settings.api_keys, *([settings.metrics_key] if settings.metrics_key else [])])
+
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        """Prometheus' text format; it needs a key (an API key or the metrics key) whenever the server has one."""
+        metrics_keys.check(request.headers.get("authorization"))
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
     return app

@@ -7,8 +7,10 @@ Validation failures are 400, never FastAPI's 422 (reference §5.1). Deterministi
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +26,17 @@ log = logging.getLogger(__name__)
 _NO_RETRY = {400, 401, 403, 404, 405, 413, 415, 422, 499, 504}  # 504: the same work would time out again
 
 
+class _ErrorJSONResponse(JSONResponse):
+    """An error body can always be written: text that is not valid Unicode (which input validation refuses, but
+    an error may still quote) is escaped rather than failing the error response itself."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(
     status: int,
     message: str,
@@ -34,7 +47,7 @@ def error_response(
 ) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(message=message, type=type_, param=param, code=code, **(extra or {})))
     headers = {"x-should-retry": "false"} if status in _NO_RETRY else {}
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+    return _ErrorJSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 def from_exception(exc: ImageForgeError) -> JSONResponse:

@@ -3,20 +3,18 @@ and cancelling work when the client goes away."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import threading
 from typing import Any
 
 from fastapi import Request
 
-from imageforge.errors import InvalidRequestError, RequestTooLargeError
+from imageforge.errors import RequestTooLargeError
+from imageforge.protocol.jsonbody import parse_json_object
 
 __all__ = ["base_url", "read_json_object", "request_id", "watch_disconnect"]
 
-_BAD_JSON = (
-    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library "
-    "correctly. The API expects a JSON payload, but what was sent was not valid JSON.)"
-)
+_PARSE_ON_LOOP_BYTES = 64 << 10  # larger bodies (input images) are parsed in a thread, off the event loop
 
 
 async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -28,13 +26,10 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
         raw += chunk
         if len(raw) > max_bytes:
             raise RequestTooLargeError(f"The request body is larger than the limit of {max_bytes} bytes.")
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise InvalidRequestError(_BAD_JSON) from None
-    if not isinstance(body, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    return body
+    data = bytes(raw)
+    if len(data) <= _PARSE_ON_LOOP_BYTES:
+        return parse_json_object(data)
+    return await asyncio.to_thread(parse_json_object, data)
 
 
 def request_id(request: Request) -> str:

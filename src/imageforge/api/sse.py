@@ -6,13 +6,15 @@ does. Keep-alives are ``:`` comment lines (the SDKs ignore them). An error after
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, Literal
 
 from imageforge.errors import ImageForgeError
+from imageforge.protocol.errors import ErrorBody
+from imageforge.protocol.image_events import StreamErrorEvent
+from imageforge.protocol.response_events import ResponseErrorEvent
 
 __all__ = ["KEEPALIVE_FRAME", "frame", "sse_frames"]
 
@@ -26,11 +28,12 @@ def frame(event_type: str, data: str) -> bytes:
 
 def _error_data(exc: ImageForgeError, style: Literal["images", "responses"], sequence_number: int) -> str:
     if style == "responses":  # reference §4.3: the fields at the top level, numbered like every other event
-        return json.dumps({"type": "error", "code": exc.code or exc.type, "message": exc.message, "param": exc.param,
-                           "sequence_number": sequence_number})  # fmt: skip
+        event = ResponseErrorEvent(code=exc.code or exc.type, message=exc.message, param=exc.param,
+                                   sequence_number=sequence_number)  # fmt: skip
+        return event.model_dump_json()
     # Images API (§2.5): a nested `error` object, which the SDKs raise as APIError.
-    return json.dumps({"type": "error", "error": {"message": exc.message, "type": exc.type, "param": exc.param,
-                                                  "code": exc.code, **exc.extra}})  # fmt: skip
+    body = ErrorBody(message=exc.message, type=exc.type, param=exc.param, code=exc.code, **exc.extra)
+    return StreamErrorEvent(error=body).model_dump_json()
 
 
 async def sse_frames(

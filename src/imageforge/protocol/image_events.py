@@ -10,9 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from imageforge.protocol.errors import ErrorBody
 from imageforge.protocol.images import Usage
 
-__all__ = ["ImageGenCompletedEvent", "ImageGenPartialImageEvent", "StreamErrorEvent"]
+__all__ = ["ImageGenCompletedEvent", "ImageGenPartialImageEvent", "ImageStreamEvent", "StreamErrorEvent"]
 
 
 class ImageGenPartialImageEvent(BaseModel):
@@ -40,7 +41,11 @@ class ImageGenCompletedEvent(BaseModel):
 
 
 class StreamErrorEvent(BaseModel):
-    """An error after the stream started (reference §2.5): the SDKs raise on the top-level ``error`` key."""
+    """An error after the stream started (reference §2.5): the SDKs raise on the top-level ``error`` key, which
+    holds the same object as a JSON error response (``moderation_details`` included for a refusal)."""
 
     type: Literal["error"] = "error"
-    error: dict[str, str | None]
+    error: ErrorBody
+
+
+ImageStreamEvent = ImageGenPartialImageEvent | ImageGenCompletedEvent | StreamErrorEvent

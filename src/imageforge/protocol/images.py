@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 
 from imageforge.protocol.parsing import raise_validation_error
 
@@ -25,6 +26,16 @@ __all__ = [
 ]
 
 
+def _values(*allowed: str) -> Any:
+    """Document the values any served model accepts (and ``null``) in the schema; which one a given model takes
+    is checked by ``validation.resolve``, with a message naming that model's values."""
+    return Field(default=None, json_schema_extra={"enum": [*allowed, None]})
+
+
+def _range(low: int, high: int) -> Any:
+    return Field(default=None, json_schema_extra={"minimum": low, "maximum": high})
+
+
 class ImageGenerateRequest(BaseModel):
     """The JSON body of ``POST /v1/images/generations``; unknown fields are refused by name."""
 
@@ -34,23 +45,25 @@ class ImageGenerateRequest(BaseModel):
     """A text description of the desired image(s)."""
     model: StrictStr | None = None
     """The model to use; omitted means ``dall-e-2`` unless a GPT-only parameter is present (reference §1.4)."""
-    n: StrictInt | None = None
+    n: StrictInt | None = _range(1, 10)
     """The number of images to generate, 1-10 (``dall-e-3``: only 1)."""
-    quality: StrictStr | None = None
+    quality: StrictStr | None = _values("auto", "low", "medium", "high", "standard", "hd")
     """``auto``, ``low``/``medium``/``high`` (GPT image models), ``standard``/``hd`` (DALL·E)."""
-    response_format: StrictStr | None = None
+    response_format: StrictStr | None = _values("url", "b64_json")
     """``url`` or ``b64_json``; DALL·E models only (GPT image models always return base64)."""
-    output_format: StrictStr | None = None
+    output_format: StrictStr | None = _values("png", "jpeg", "webp")
     """``png``, ``jpeg`` or ``webp``; GPT image models only."""
-    output_compression: StrictInt | None = None
+    output_compression: StrictInt | None = _range(0, 100)
     """Compression level 0-100 for the generated images; GPT image models only."""
-    size: StrictStr | None = None
+    size: StrictStr | None = Field(
+        default=None, json_schema_extra={"pattern": "^(auto|[1-9][0-9]{1,3}x[1-9][0-9]{1,3})$"}
+    )
     """``WxH`` or ``auto``, per the model's size rules."""
-    moderation: StrictStr | None = None
+    moderation: StrictStr | None = _values("low", "auto")
     """``low`` or ``auto``; GPT image models only."""
-    background: StrictStr | None = None
+    background: StrictStr | None = _values("transparent", "opaque", "auto")
     """``transparent``, ``opaque`` or ``auto``; GPT image models only."""
-    style: StrictStr | None = None
+    style: StrictStr | None = _values("vivid", "natural")
     """``vivid`` or ``natural``; ``dall-e-3`` only."""
     user: StrictStr | None = None
     """A unique identifier representing the end user (deprecated in favour of ``safety_identifier``)."""
@@ -58,13 +71,14 @@ class ImageGenerateRequest(BaseModel):
     """A stable identifier of the end user; takes precedence over ``user``."""
     stream: StrictBool | None = None
     """Generate the image in streaming mode; GPT image models only."""
-    partial_images: StrictInt | None = None
+    partial_images: StrictInt | None = _range(0, 3)
     """Number of partial images (0-3) to stream before the final one."""
-    # Sent by the newest SDK (reference §10) for models no profile supports yet; refused with a named 400.
-    complexity: StrictStr | None = None
-    frame_count: StrictInt | None = None
-    frame_duration_ms: StrictInt | None = None
-    svg: dict[str, Any] | None = None
+    # Sent by the newest SDK (reference §10) for models no profile supports yet: refused with a named 400, so the
+    # served schema leaves them out.
+    complexity: SkipJsonSchema[StrictStr | None] = None
+    frame_count: SkipJsonSchema[StrictInt | None] = None
+    frame_duration_ms: SkipJsonSchema[StrictInt | None] = None
+    svg: SkipJsonSchema[dict[str, Any] | None] = None
 
 
 def parse_request(fields: Mapping[str, Any]) -> ImageGenerateRequest:

@@ -14,10 +14,12 @@ from pydantic import BaseModel
 from imageforge.protocol.responses import OutputItem, OutputText, Response
 
 __all__ = [
+    "RESPONSE_STREAM_EVENTS",
     "ResponseCompletedEvent",
     "ResponseContentPartAddedEvent",
     "ResponseContentPartDoneEvent",
     "ResponseCreatedEvent",
+    "ResponseErrorEvent",
     "ResponseEvent",
     "ResponseFailedEvent",
     "ResponseImageGenCallCompletedEvent",
@@ -127,6 +129,15 @@ class ResponseTextDoneEvent(_ContentEvent):
     logprobs: list[object] = []
 
 
+class ResponseErrorEvent(_Event):
+    """An error after the stream started (reference §4.3): its fields at the top level, numbered like the rest."""
+
+    type: Literal["error"] = "error"
+    code: str | None
+    message: str
+    param: str | None = None
+
+
 ResponseEvent = (
     ResponseCreatedEvent
     | ResponseInProgressEvent
@@ -142,4 +153,23 @@ ResponseEvent = (
     | ResponseContentPartDoneEvent
     | ResponseTextDeltaEvent
     | ResponseTextDoneEvent
+)
+
+# Every event a Responses stream can carry, in the order they are documented (the served schema's union).
+RESPONSE_STREAM_EVENTS: tuple[type[BaseModel], ...] = (
+    ResponseCreatedEvent,
+    ResponseInProgressEvent,
+    ResponseOutputItemAddedEvent,
+    ResponseImageGenCallInProgressEvent,
+    ResponseImageGenCallGeneratingEvent,
+    ResponseImageGenCallPartialImageEvent,
+    ResponseImageGenCallCompletedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseContentPartAddedEvent,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCompletedEvent,
+    ResponseFailedEvent,
+    ResponseErrorEvent,
 )

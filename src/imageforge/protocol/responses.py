@@ -2,40 +2,102 @@
 the output items and the ``Response`` object (reference §4.1-4.6, §10).
 
 Names copy the SDK's (``ImageGeneration`` tool, ``ImageGenerationCall``, ``ResponseOutputMessage``, ``Response``,
-``ResponseUsage``). Like ``protocol/images.py`` this only checks names and JSON types, and names the parameter in
-every error (``input[1].content[0]``, ``tools[0].n``); which values a model accepts is decided later.
+``ResponseUsage``; the request's items carry the SDK's ``Param`` suffix). Like ``protocol/images.py`` this checks
+names and JSON types (every nested object is a model, so a wrong type anywhere is a named 400, never a crash
+later) and names the parameter in every error (``input[1].content[0]``, ``tools[0].n``); which values a model
+accepts is decided later. The same models are the request schema served at ``/openapi.json``.
+
+Input items and content parts of types this server does not serve validate into placeholders that the schema
+leaves out; :func:`parse_create_request` then refuses them by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from imageforge.errors import InvalidRequestError, UnsupportedParameterError
-from imageforge.protocol.parsing import json_type, raise_validation_error
+from imageforge.protocol.parsing import raise_validation_error
 
 __all__ = [
+    "MAX_STRING",
+    "EasyInputMessageParam",
     "ImageGenerationCall",
     "ImageGenerationCallError",
+    "ImageGenerationCallParam",
     "ImageGenerationTool",
     "InputImagePart",
     "InputItem",
     "InputMessage",
     "ItemReference",
+    "ItemReferenceParam",
     "OutputItem",
     "OutputText",
     "Response",
     "ResponseCreateRequest",
+    "ResponseDeleted",
     "ResponseError",
+    "ResponseItemList",
     "ResponseOutputMessage",
     "ResponseUsage",
     "parse_create_request",
+    "parse_input",
+    "parse_tool",
 ]
+
+MAX_STRING = 1_048_576  # OpenAI's limit on one string of a request (code string_above_max_length)
+Text = Annotated[StrictStr, StringConstraints(max_length=MAX_STRING)]
+Ident = Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)]
+_OTHER = "type=*"  # the tag of placeholders for unserved types (tags hold "=": parsing.py drops them from params)
+
+
+def _by_type(served: tuple[str, ...], default: Callable[[dict[str, Any]], str | None] = lambda v: None) -> Any:
+    """A discriminator: ``type`` (or ``default(value)`` without one) -> the member's tag; unserved -> placeholder.
+    A non-object goes to the first member, whose "expected an object" error names it."""
+
+    def kind(value: Any) -> str:
+        if not isinstance(value, dict):
+            return f"type={served[0]}"
+        found = value.get("type", default(value))
+        return f"type={found}" if isinstance(found, str) and found in served else _OTHER
+
+    return Discriminator(kind)
+
+
+class _Unserved(BaseModel):
+    """A placeholder for an item, part or tool of a type this server does not serve (refused by name later)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Any = None
 
 
 # --- the request -------------------------------------------------------------------------------------------------
+
+
+class InputImageMask(BaseModel):
+    """Where an edit may paint: transparent pixels of this image (a data URL) are repainted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: StrictStr | None = None
+    file_id: StrictStr | None = None
 
 
 class ImageGenerationTool(BaseModel):
@@ -45,7 +107,7 @@ class ImageGenerationTool(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["image_generation"] = "image_generation"
-    model: StrictStr | None = None
+    model: Text | None = None
     action: StrictStr | None = None
     """``generate``, ``edit`` or ``auto`` (edit when the conversation holds an image)."""
     quality: StrictStr | None = None
@@ -60,13 +122,119 @@ class ImageGenerationTool(BaseModel):
     partial_images: StrictInt | None = None
 
 
-class InputImageMask(BaseModel):
-    """Where an edit may paint: transparent pixels of this image (a data URL) are repainted."""
+ToolParam = Annotated[
+    Annotated[ImageGenerationTool, Tag("type=image_generation")] | Annotated[SkipJsonSchema[_Unserved], Tag(_OTHER)],
+    _by_type(("image_generation",)),
+]
 
-    model_config = ConfigDict(extra="forbid")
 
+class InputTextParam(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["input_text"]
+    text: Text
+
+
+class InputImageParam(BaseModel):
+    """An image as a data URL (``image_url``); ``file_id`` is refused (this server has no Files API)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["input_image"]
     image_url: StrictStr | None = None
     file_id: StrictStr | None = None
+    detail: Literal["low", "high", "auto", "original"] | None = None
+
+
+class OutputTextParam(BaseModel):
+    """An assistant's text, as re-sent from an earlier response's output (annotations and logprobs ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["output_text"]
+    text: Text
+
+
+class RefusalParam(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["refusal"]
+    refusal: Text
+
+
+_PARTS = ("input_text", "input_image", "output_text", "refusal")
+ContentPart = Annotated[
+    Annotated[InputTextParam, Tag("type=input_text")]
+    | Annotated[InputImageParam, Tag("type=input_image")]
+    | Annotated[OutputTextParam, Tag("type=output_text")]
+    | Annotated[RefusalParam, Tag("type=refusal")]
+    | Annotated[SkipJsonSchema[_Unserved], Tag(_OTHER)],
+    _by_type(_PARTS),
+]
+
+
+class EasyInputMessageParam(BaseModel):
+    """A message of the conversation: text, or content parts (user messages: text and images; assistant
+    messages: output text and refusals)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["message"] | None = None
+    role: Literal["user", "assistant", "system", "developer"]
+    content: Text | list[ContentPart]
+    id: Ident | None = None
+    status: StrictStr | None = None
+
+
+class ImageGenerationCallParam(BaseModel):
+    """An earlier ``image_generation_call``: by id (a stored one), or with its ``result`` (the image itself)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["image_generation_call"]
+    id: Ident
+    result: StrictStr | None = None
+    status: StrictStr | None = None
+
+
+class ItemReferenceParam(BaseModel):
+    """An item of a stored response, by id."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["item_reference"] | None = None
+    id: Ident
+
+
+_ITEMS = ("message", "image_generation_call", "item_reference")
+InputItemParam = Annotated[
+    Annotated[EasyInputMessageParam, Tag("type=message")]
+    | Annotated[ImageGenerationCallParam, Tag("type=image_generation_call")]
+    | Annotated[ItemReferenceParam, Tag("type=item_reference")]
+    | Annotated[SkipJsonSchema[_Unserved], Tag(_OTHER)],
+    _by_type(_ITEMS, default=lambda item: "message" if "role" in item else "item_reference"),
+]
+
+
+class TextFormatParam(BaseModel):
+    """``text.format``: only ``{"type": "text"}`` is served (the planners answer plain text)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: StrictStr
+
+
+class TextConfigParam(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: TextFormatParam | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class StreamOptionsParam(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_obfuscation: StrictBool | None = None
 
 
 class ResponseCreateRequest(BaseModel):
@@ -75,31 +243,31 @@ class ResponseCreateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: StrictStr
+    model: Text
     """The mainline model (the planner, see ``serving/planners.py``), e.g. ``gpt-5``."""
-    input: StrictStr | list[Any]
-    instructions: StrictStr | None = None
-    tools: list[Any] | None = None
+    input: Text | list[InputItemParam]
+    instructions: Text | None = None
+    tools: list[ToolParam] | None = None
     tool_choice: StrictStr | dict[str, Any] | None = None
     stream: StrictBool | None = None
     store: StrictBool | None = None
-    previous_response_id: StrictStr | None = None
-    metadata: dict[str, Any] | None = None
-    user: StrictStr | None = None
-    safety_identifier: StrictStr | None = None
+    previous_response_id: Text | None = None
+    metadata: dict[str, StrictStr] | None = None
+    user: Text | None = None
+    safety_identifier: Text | None = None
     # Accepted and echoed; the chat-completions planner also receives temperature, top_p and max_output_tokens.
     parallel_tool_calls: StrictBool | None = None
-    temperature: StrictFloat | StrictInt | None = None
-    top_p: StrictFloat | StrictInt | None = None
-    max_output_tokens: StrictInt | None = None
-    max_tool_calls: StrictInt | None = None
-    truncation: StrictStr | None = None
-    include: list[StrictStr] | None = None
-    stream_options: dict[str, Any] | None = None
-    prompt_cache_key: StrictStr | None = None
-    service_tier: StrictStr | None = None
+    temperature: Annotated[StrictFloat | StrictInt, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[StrictFloat | StrictInt, Field(ge=0, le=1)] | None = None
+    max_output_tokens: Annotated[StrictInt, Field(ge=16)] | None = None
+    max_tool_calls: Annotated[StrictInt, Field(ge=0)] | None = None
+    truncation: Literal["auto", "disabled"] | None = None
+    include: list[Text] | None = None
+    stream_options: StreamOptionsParam | None = None
+    prompt_cache_key: Text | None = None
+    service_tier: Text | None = None
     reasoning: dict[str, Any] | None = None
-    text: dict[str, Any] | None = None
+    text: TextConfigParam | None = None
     # Features this server does not offer: a named 400 when set (``_UNSUPPORTED``).
     background: StrictBool | None = None
     conversation: Any = None
@@ -120,6 +288,7 @@ _UNSUPPORTED = {
     "top_logprobs": "log probabilities are not available",
     "prompt_cache_retention": "prompt caching is not available",
 }
+_TOOL = TypeAdapter(ToolParam)
 
 
 def parse_create_request(fields: Mapping[str, Any]) -> ResponseCreateRequest:
@@ -132,31 +301,36 @@ def parse_create_request(fields: Mapping[str, Any]) -> ResponseCreateRequest:
         value = getattr(req, name)
         if value is not None and value is not False:
             raise UnsupportedParameterError(f"'{name}' is not supported by this server: {why}.", param=name)
+    for i, tool in enumerate(req.tools or ()):
+        _served_tool(tool, f"tools[{i}]")
+    fmt = req.text.format.type if req.text is not None and req.text.format is not None else "text"
+    if fmt != "text":
+        raise UnsupportedParameterError(
+            f"text.format {fmt!r} is not supported: the planners answer plain text.", param="text.format"
+        )
     return req
 
 
-def parse_tool(value: Any, index: int) -> ImageGenerationTool:
-    """``tools[index]``: only the ``image_generation`` tool is served (named 400 for any other type)."""
-    where = f"tools[{index}]"
-    if not isinstance(value, dict):
-        raise InvalidRequestError(
-            f"Invalid type for '{where}': expected an object, but got {json_type(value)} instead.",
-            param=where,
-            code="invalid_type",
-        )
-    kind = value.get("type")
-    if kind != "image_generation":
+def _served_tool(tool: ImageGenerationTool | _Unserved, where: str) -> ImageGenerationTool:
+    if isinstance(tool, _Unserved):
         raise UnsupportedParameterError(
-            f"Tool type {kind!r} is not supported by this server; it serves the 'image_generation' tool only.",
+            f"Tool type {tool.type!r} is not supported by this server; it serves the 'image_generation' tool only.",
             param=f"{where}.type",
         )
+    return tool
+
+
+def parse_tool(value: Any, index: int) -> ImageGenerationTool:
+    """One ``tools[index]`` on its own (the request parser checks them all the same way)."""
+    where = f"tools[{index}]"
     try:
-        return ImageGenerationTool.model_validate(value)
+        tool = _TOOL.validate_python(value)
     except ValidationError as exc:
         raise_validation_error(exc, where)
+    return _served_tool(tool, where)
 
 
-# --- input items (reference §4.6) ---------------------------------------------------------------------------------
+# --- input items, as the services read them (reference §4.6) -----------------------------------------------------
 
 
 class InputImagePart(BaseModel):
@@ -184,76 +358,63 @@ class ItemReference(BaseModel):
 
 
 InputItem = InputMessage | ItemReference
-_MESSAGE_TEXT_PARTS = {"user": ("input_text",), "system": ("input_text",), "developer": ("input_text",)}
-_ASSISTANT_PARTS = ("output_text", "refusal")
+_ROLE_PARTS = {"assistant": ("output_text", "refusal")}
+_USER_PARTS = ("input_text", "input_image")
 
 
 def _bad(where: str, message: str, code: str = "invalid_value") -> InvalidRequestError:
     return InvalidRequestError(message, param=where, code=code)
 
 
-def _message(item: Mapping[str, Any], where: str) -> InputMessage:
-    role = item.get("role")
-    if role not in ("user", "assistant", "system", "developer"):
-        raise _bad(f"{where}.role", f"Invalid value: {role!r}. Supported values are: 'user', 'assistant', "
-                   "'system' and 'developer'.")  # fmt: skip
-    content = item.get("content")
-    if isinstance(content, str):
-        return InputMessage(role=role, text=content, id=item.get("id"))
-    if not isinstance(content, list):
-        raise _bad(f"{where}.content", "Invalid type: expected a string or an array of content parts.", "invalid_type")
+def _message(item: EasyInputMessageParam, where: str) -> InputMessage:
+    if isinstance(item.content, str):
+        return InputMessage(role=item.role, text=item.content, id=item.id)
     texts: list[str] = []
     images: list[InputImagePart] = []
-    allowed = _ASSISTANT_PARTS if role == "assistant" else ("input_text", "input_image")
-    for j, part in enumerate(content):
+    allowed = _ROLE_PARTS.get(item.role, _USER_PARTS)
+    for j, part in enumerate(item.content):
         at = f"{where}.content[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind not in allowed:
+        if part.type not in allowed:
             supported = " and ".join(f"'{a}'" for a in allowed)
-            raise _bad(at, f"Invalid value: {kind!r}. Supported values are: {supported}.")
-        if kind == "input_image":
-            url = part.get("image_url")
-            if part.get("file_id") is not None:
+            shown = part.type if isinstance(part.type, str) else None
+            raise _bad(at, f"Invalid value: {shown!r}. Supported values are: {supported}.")
+        if isinstance(part, InputImageParam):
+            if part.file_id is not None:
                 raise UnsupportedParameterError(
                     "Images by file_id are not supported by this server (it has no Files API); send the image as a "
                     "data URL in image_url.",
                     param=f"{at}.file_id",
                 )
-            if not isinstance(url, str) or not url.startswith("data:"):
+            if part.image_url is None or not part.image_url.startswith("data:"):
                 raise _bad(f"{at}.image_url", "Only data URLs (data:image/png;base64,...) are accepted for "
                            "input images: this server does not fetch remote URLs.")  # fmt: skip
-            images.append(InputImagePart(image_url=url, detail=part.get("detail")))
-        else:
-            text = part.get("text", part.get("refusal"))
-            if not isinstance(text, str):
-                raise _bad(f"{at}.text", "Invalid type: expected a string.", "invalid_type")
-            texts.append(text)
-    return InputMessage(role=role, text="\n".join(texts), images=images, id=item.get("id"))
+            images.append(InputImagePart(image_url=part.image_url, detail=part.detail))
+        elif isinstance(part, RefusalParam):
+            texts.append(part.refusal)
+        elif isinstance(part, InputTextParam | OutputTextParam):
+            texts.append(part.text)
+    return InputMessage(role=item.role, text="\n".join(texts), images=images, id=item.id)
 
 
 def parse_input(value: str | list[Any]) -> list[InputItem]:
-    """``input``: a string (one user message) or a list of messages, ``image_generation_call`` items and
-    ``item_reference`` items."""
+    """``input`` (validated by :class:`ResponseCreateRequest`): a string (one user message) or a list of messages,
+    ``image_generation_call`` items and ``item_reference`` items."""
     if isinstance(value, str):
         return [InputMessage(role="user", text=value)]
     items: list[InputItem] = []
     for i, item in enumerate(value):
         where = f"input[{i}]"
-        if not isinstance(item, dict):
-            raise _bad(where, "Invalid type: expected an object.", "invalid_type")
-        kind = item.get("type", "message" if "role" in item else "item_reference")
-        if kind == "message":
+        if isinstance(item, EasyInputMessageParam):
             items.append(_message(item, where))
-        elif kind in ("image_generation_call", "item_reference"):
-            ident = item.get("id")
-            if not isinstance(ident, str) or not ident:
-                raise _bad(f"{where}.id", f"Missing required parameter: '{where}.id'.", "missing_required_parameter")
-            result = item.get("result") if kind == "image_generation_call" else None
-            items.append(ItemReference(id=ident, result=result if isinstance(result, str) else None, where=where))
+        elif isinstance(item, ImageGenerationCallParam):
+            items.append(ItemReference(id=item.id, result=item.result, where=where))
+        elif isinstance(item, ItemReferenceParam):
+            items.append(ItemReference(id=item.id, where=where))
         else:
+            kind = getattr(item, "type", None)
             raise UnsupportedParameterError(
-                f"Input items of type {kind!r} are not supported by this server; send messages, "
-                "image_generation_call or item_reference items.",
+                f"Input items of type {kind if isinstance(kind, str) else None!r} are not supported by this server; "
+                "send messages, image_generation_call or item_reference items.",
                 param=f"{where}.type",
             )
     return items
@@ -311,11 +472,11 @@ class ResponseOutputMessage(BaseModel):
 OutputItem = ImageGenerationCall | ResponseOutputMessage
 
 
-class InputTokensDetails(BaseModel):
+class ResponseInputTokensDetails(BaseModel):
     cached_tokens: int = 0
 
 
-class OutputTokensDetails(BaseModel):
+class ResponseOutputTokensDetails(BaseModel):
     reasoning_tokens: int = 0
 
 
@@ -323,15 +484,33 @@ class ResponseUsage(BaseModel):
     """The mainline model's tokens (the image model's are not reported here, as on OpenAI)."""
 
     input_tokens: int
-    input_tokens_details: InputTokensDetails = Field(default_factory=InputTokensDetails)
+    input_tokens_details: ResponseInputTokensDetails = Field(default_factory=ResponseInputTokensDetails)
     output_tokens: int
-    output_tokens_details: OutputTokensDetails = Field(default_factory=OutputTokensDetails)
+    output_tokens_details: ResponseOutputTokensDetails = Field(default_factory=ResponseOutputTokensDetails)
     total_tokens: int
 
 
 class ResponseError(BaseModel):
     code: str
     message: str
+
+
+class ResponseDeleted(BaseModel):
+    """``DELETE /v1/responses/{id}``."""
+
+    id: str
+    object: Literal["response.deleted"] = "response.deleted"
+    deleted: bool = True
+
+
+class ResponseItemList(BaseModel):
+    """``GET /v1/responses/{id}/input_items``: the stored input items, as sent (normalised)."""
+
+    object: Literal["list"] = "list"
+    data: list[dict[str, Any]]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
 
 
 class Response(BaseModel):

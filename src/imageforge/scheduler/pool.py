@@ -34,6 +34,7 @@ class EnginePool:
                 f"{entry.engine}#{len(self._workers)}",
                 engine,
                 queue_limit=s.queue_limit,
+                max_queue_seconds=s.max_queue_seconds,
                 batch_wait_s=s.batch_wait_ms / 1000.0,
                 max_batch=s.max_batch,
                 request_timeout_s=s.request_timeout_seconds or None,
@@ -58,6 +59,11 @@ class EnginePool:
 
     def ready(self) -> bool:
         return bool(self._workers) and all(w.ready for w in self._workers.values())
+
+    def abort(self, message: str) -> None:
+        """Fail every queued and running job of every engine (thread-safe; the drain timeout)."""
+        for worker in list(self._workers.values()):
+            worker.abort(message)
 
     def close(self, timeout: float = 5.0) -> None:
         for worker in self._workers.values():

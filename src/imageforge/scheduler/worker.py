@@ -5,16 +5,21 @@ the compatible jobs behind it (``batching.take_batch``), waiting up to ``batch_w
 is not full, and run them as one ``engine.generate`` call. Every image has its own seed, so a batched image
 equals the same image made alone.
 
-- **Admission**: at most ``queue_limit`` jobs wait; one more gets :class:`QueueFullError` (429 with
-  ``Retry-After`` = the recent batch time) at once instead of an unbounded wait.
+- **Admission** by time (``admission.py``): a job is admitted only if the work queued ahead of it, estimated from
+  the engine's measured costs (``cost.py``), lets it finish within its own run time plus its wait budget
+  (``max_queue_seconds``; by default half its own run time), without making any earlier job miss its own
+  promise. Otherwise it gets :class:`QueueFullError` at once (429, ``Retry-After`` = when enough work will have
+  drained). At most ``queue_limit`` jobs wait in any case.
 - **Cancellation**: a job whose ``cancel`` event is set (client gone, timeout) leaves its batch at the next step
   boundary: its future is settled at once and it gets no more previews; the others go on. Engines that declare
   ``drops_requests`` (the embedded and fake engines) are told through ``request_cancelled`` and stop computing
   its rows there; with other engines (diffusers pipelines, whose loop cannot shrink a batch) its rows are
   computed until the batch ends or every job of it is cancelled. Steps run for cancelled jobs are counted
   (``imageforge_cancelled_steps``). A waiting job that is cancelled never starts.
-- **Faults**: an exception fails the jobs of that batch only. Out of memory frees memory and retries the batch
-  once as two halves; a lone request that still does not fit fails with :class:`OutOfMemoryError`.
+- **Faults**: one job's input can never fail another (issue 15). Each job is checked against the engine's
+  capabilities on its own before it may join a batch; if an engine call still raises, the batch's jobs are
+  run again one by one, so only the job that fails alone fails. Out of memory frees memory and retries the
+  batch once as two halves; a lone request that still does not fit fails with :class:`OutOfMemoryError`.
 """
 
 from __future__ import annotations
@@ -30,19 +35,30 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from imageforge.engines.base import Engine
+from imageforge.engines.base import Engine, check_batch
 from imageforge.errors import (
     EngineError,
+    EngineUnavailableError,
     GenerationCancelled,
     GenerationTimeout,
     ImageForgeError,
     OutOfMemoryError,
     QueueFullError,
     ShuttingDownError,
+    reset_duration,
 )
 from imageforge.metrics import Metrics
-from imageforge.params import EngineCapabilities, GenerationParams, GenerationResult, StepCallback, StepPreview
+from imageforge.params import (
+    BatchKey,
+    EngineCapabilities,
+    GenerationParams,
+    GenerationResult,
+    StepCallback,
+    StepPreview,
+)
+from imageforge.scheduler.admission import Queued, excess_seconds
 from imageforge.scheduler.batching import batch_images, take_batch
+from imageforge.scheduler.cost import CostModel
 from imageforge.scheduler.faults import free_memory, is_out_of_memory
 
 __all__ = ["EngineWorker", "Job"]
@@ -53,6 +69,9 @@ T = TypeVar("T")
 # patches torch's module construction globally, so an engine built on another thread meanwhile gets meta tensors.
 _LOAD_LOCK = threading.Lock()
 WATCH_INTERVAL_S = 0.1  # how often a waiting request checks its cancel flag and deadline
+# Without max_queue_seconds, a request may wait half its own run time: it finishes within 1.5x of what it takes
+# on an idle engine (issue 15's promise for the admitted p99).
+AUTO_WAIT_FACTOR = 0.5
 
 
 @dataclass(eq=False)
@@ -70,6 +89,11 @@ class Job:
     reason: str = "cancelled"  # why ``cancel`` was set: "cancelled" (client gone) or "timeout"
     steps_after_cancel: int = 0
     settled: bool = False
+    deadline: float | None = None  # monotonic time admission promised it would finish by (None: no estimate yet)
+
+    @property
+    def key(self) -> BatchKey:
+        return self.params.batch_key()
 
     @property
     def queue_seconds(self) -> float:
@@ -87,6 +111,7 @@ class EngineWorker:
         engine: Engine,
         *,
         queue_limit: int = 64,
+        max_queue_seconds: float | None = None,
         batch_wait_s: float = 0.005,
         max_batch: int | None = None,
         request_timeout_s: float | None = None,
@@ -96,6 +121,7 @@ class EngineWorker:
         self.name = name
         self.engine = engine
         self.queue_limit = queue_limit
+        self.max_queue_seconds = max_queue_seconds
         self.batch_wait_s = batch_wait_s
         caps = engine.capabilities
         self.max_images = max(1, min(max_batch or caps.max_batch, caps.max_batch))
@@ -111,7 +137,9 @@ class EngineWorker:
         self._state = "loading"
         self._load_error: BaseException | None = None
         self._step = 0  # the last step the running batch finished
-        self._batch_seconds = 1.0  # recent engine time of a batch (EMA): the Retry-After estimate
+        self._batch_seconds = 1.0  # recent engine time of a batch (EMA): Retry-After when the count bound refuses
+        self.cost = CostModel()
+        self._running_until = 0.0  # monotonic time the running batch should end (its estimate)
         self._thread = threading.Thread(target=self._loop, name=f"engine-{name}", daemon=True)
 
     @property
@@ -151,6 +179,17 @@ class EngineWorker:
         if not self._thread.is_alive():
             self._close_engine()
 
+    def abort(self, message: str) -> None:
+        """Fail every waiting and running job now with :class:`ShuttingDownError` (the drain's time is up); the
+        engine stops at its next step, since all its jobs are cancelled. New jobs are still accepted."""
+        with self._cond:
+            for job in (*self._waiting, *self._running):
+                job.cancel.set()
+                self._settle(job, exc=ShuttingDownError(message))
+            self._waiting.clear()
+            self.metrics.queue_depth.labels(self.name).set(0)
+            self._cond.notify_all()
+
     def _close_engine(self) -> None:
         if self._state != "closed":
             self._state = "closed"
@@ -165,8 +204,15 @@ class EngineWorker:
         """Seconds until a queue slot is likely free: about one batch's engine time (1-60 s)."""
         return int(min(60, max(1, math.ceil(self._batch_seconds))))
 
-    def admit(self) -> None:
-        """Raise if a new job would not be accepted now (checked again at submit)."""
+    def admit(self, params: GenerationParams | None = None) -> None:
+        """Raise if a job with ``params`` (or, without them, any job) would not be accepted now; ``submit`` checks
+        again, atomically."""
+        with self._cond:
+            self._admission(params)
+
+    def _admission(self, params: GenerationParams | None) -> float | None:
+        """Raise the refusal of a job with ``params`` now, or return the deadline it is promised (``None`` while
+        the engine's costs are unknown: then only the count bound applies). Called under ``_cond``."""
         if self._closing:
             raise ShuttingDownError("The server is shutting down; retry on another instance.")
         waiting = len(self._waiting)
@@ -183,15 +229,39 @@ class EngineWorker:
                     "x-ratelimit-reset-requests": f"{retry}s",
                 },
             )
+        if params is None:
+            return None
+        key = params.batch_key()
+        own = self.cost.estimate(key, params.n)
+        if own is None:
+            return None
+        now = time.monotonic()
+        budget = self.max_queue_seconds if self.max_queue_seconds is not None else AUTO_WAIT_FACTOR * own
+        queued = [Queued(j.key, j.params.n, None if j.deadline is None else j.deadline - now) for j in self._waiting]
+        left = max(0.0, self._running_until - now) if self._running else 0.0
+        excess = excess_seconds(queued, Queued(key, params.n, own + budget), running_left=left,
+                                max_images=self.max_images, estimate=self.cost.estimate)  # fmt: skip
+        if excess > 0:
+            self.metrics.rate_limited.labels("queue_time").inc()
+            reset = reset_duration(excess)
+            raise QueueFullError(
+                f"The server is busy: the work queued for this model would keep this request waiting longer than "
+                f"its budget of {budget:.2f} s (it takes about {own:.2f} s itself). Retry after {reset}.",
+                retry_after=excess,
+                headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": reset},
+            )
+        return now + own + budget
 
     def submit(
         self, params: GenerationParams, cancel: threading.Event, on_step: StepCallback | None = None, model: str = ""
     ) -> Job:
-        """Queue a job (thread-safe); :class:`QueueFullError` at once when the queue is full."""
+        """Queue a job (thread-safe); :class:`QueueFullError` at once when the queue is full. A job the engine
+        could not run is refused here, alone (its error names the parameter), never inside a batch."""
+        check_batch([params], self.engine.capabilities)
         job = Job(params, cancel, on_step, model)
         with self._cond:
             self._drop_cancelled_waiting()  # abandoned requests do not hold slots
-            self.admit()
+            job.deadline = self._admission(params)
             self._waiting.append(job)
             self.metrics.queue_depth.labels(self.name).set(len(self._waiting))
             self._cond.notify_all()
@@ -305,9 +375,12 @@ class EngineWorker:
         self.engine.generate([p])
 
     def _fail_forever(self) -> None:
-        """A model that could not be loaded answers every job with the reason (until the server stops)."""
+        """A model that could not be loaded answers every job with the reason, as a 503 (until the server
+        stops)."""
         exc = self._load_error
-        err = exc if isinstance(exc, ImageForgeError) else EngineError(f"The model could not be loaded: {exc}")
+        reason = exc.message if isinstance(exc, ImageForgeError) else f"{type(exc).__name__}: {exc}"
+        # 503, not 500: the server is up but cannot serve this model (a configuration to fix, not a request's fault).
+        err = EngineUnavailableError(f"The model served by engine {self.name} could not be loaded: {reason}")
         while True:
             with self._cond:
                 while not self._waiting and not self._calls and not self._closing:
@@ -378,20 +451,21 @@ class EngineWorker:
             done.set_exception(exc)
 
     def _run(self, batch: list[Job], retried: bool = False) -> None:
+        key, images = batch[0].key, sum(j.params.n for j in batch)
         with self._cond:
             self._running = batch
+            self._running_until = time.monotonic() + (self.cost.estimate(key, images) or 0.0)
         now = time.monotonic()
         for job in batch:
             if job.started is None:
                 job.started = now
                 self.metrics.queue_seconds.labels(self.name).observe(job.queue_seconds)
-        images = sum(j.params.n for j in batch)
         self.metrics.batch_images.labels(self.name).observe(images)
         self.metrics.batch_jobs.labels(self.name).observe(len(batch))
         self.metrics.running.labels(self.name).set(len(batch))
         t0 = time.monotonic()
         self._step = 0
-        oom = False
+        oom = isolate = False
         # Engines that can drop a request from a running batch are told which ones left (rows stop at once).
         extra: dict[str, Any] = {}
         if self.engine.capabilities.drops_requests:
@@ -407,11 +481,17 @@ class EngineWorker:
             for job in batch:
                 self._settle(job, exc=self._cancel_error(job, self._step))
         except Exception as exc:
-            if not is_out_of_memory(exc):
-                self._fail(batch, exc)
-            else:
+            if is_out_of_memory(exc):
                 oom = True  # retried below, outside this block: the traceback pins the failed call's tensors
+            elif len(batch) > 1 and not retried:
+                log.warning("engine %s failed on a batch of %d jobs (%s: %s); running them one by one", self.name,
+                            len(batch), type(exc).__name__, exc)  # fmt: skip
+                isolate = True
+            else:
+                self._fail(batch, exc)
         else:
+            if not any(j.cancel.is_set() for j in batch):  # a whole call: what such a batch costs
+                self.cost.observe(key, images, time.monotonic() - t0)
             for job, result in zip(batch, results, strict=True):
                 if job.cancel.is_set() and not result.images:  # dropped by the engine before a step saw it
                     self._settle(job, exc=self._cancel_error(job, self._step))
@@ -426,6 +506,11 @@ class EngineWorker:
                 self._running = []
         if oom:
             self._out_of_memory(batch, retried)
+        elif isolate:
+            self.metrics.isolation_retries.labels(self.name).inc()
+            for job in batch:
+                if not job.settled:
+                    self._run([job], retried=True)
 
     def _on_step(self, batch: list[Job], st: StepPreview) -> None:
         """After every denoising step: settle jobs cancelled meanwhile, and pass previews to the others."""

@@ -88,6 +88,10 @@ class Plan:
 
 
 class Planner(Protocol):
+    # A deterministic planner's plan depends on the request alone, so the service asks it before the stream
+    # starts and checks the image request it makes; a remote one is asked after the first byte.
+    deterministic: bool
+
     async def plan(self, ctx: PlanContext) -> Plan: ...
 
 
@@ -114,6 +118,8 @@ def clean_request(text: str) -> str:
 
 class RulePlanner:
     """The built-in, deterministic planner (module docstring, steps 1-3)."""
+
+    deterministic = True
 
     async def plan(self, ctx: PlanContext) -> Plan:
         user = _latest_user(ctx.turns)
@@ -163,6 +169,8 @@ _SYSTEM = (
 
 class ChatCompletionsPlanner:
     """A planner that asks an OpenAI-compatible chat-completions server (``{url}/chat/completions``)."""
+
+    deterministic = False
 
     def __init__(
         self,

@@ -8,7 +8,6 @@ admitted requests carry the headers of the key's limits (reference §5.5: plain 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -16,20 +15,10 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from imageforge.errors import RateLimitError
+from imageforge.errors import RateLimitError, reset_duration
 from imageforge.metrics import Metrics
 
-__all__ = ["RateLimiter", "duration"]
-
-
-def duration(seconds: float) -> str:
-    """OpenAI's reset format: ``12ms``, ``1.5s``, ``6m0s``."""
-    if seconds < 1:
-        return f"{max(0, round(seconds * 1000))}ms"
-    if seconds < 60:
-        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
-    minutes, rest = divmod(math.ceil(seconds), 60)
-    return f"{minutes}m{rest}s"
+__all__ = ["RateLimiter"]
 
 
 @dataclass(frozen=True)
@@ -90,12 +79,12 @@ class RateLimiter:
         whom = "API key" if lim.scope == "key" else "user"
         raise RateLimitError(
             f"Rate limit reached for this {whom} on {lim.kind} per minute: limit {lim.per_minute}, {detail}. "
-            f"Please try again in {duration(wait)}.",
+            f"Please try again in {reset_duration(wait)}.",
             retry_after=wait,
             headers={
                 f"x-ratelimit-limit-{lim.kind}": str(lim.per_minute),
                 f"x-ratelimit-remaining-{lim.kind}": str(max(0, stats.remaining)),
-                f"x-ratelimit-reset-{lim.kind}": duration(wait),
+                f"x-ratelimit-reset-{lim.kind}": reset_duration(wait),
             },
         )
 
@@ -105,5 +94,5 @@ class RateLimiter:
             stats = self._window.get_window_stats(self._items[lim], lim.scope, lim.kind, who)
             out[f"x-ratelimit-limit-{lim.kind}"] = str(lim.per_minute)
             out[f"x-ratelimit-remaining-{lim.kind}"] = str(max(0, stats.remaining))
-            out[f"x-ratelimit-reset-{lim.kind}"] = duration(max(0.0, stats.reset_time - time.time()))
+            out[f"x-ratelimit-reset-{lim.kind}"] = reset_duration(max(0.0, stats.reset_time - time.time()))
         return out

@@ -1,12 +1,17 @@
 """``POST /v1/responses`` with the ``image_generation`` tool as a service; no HTTP framework here.
 
-1. :meth:`ResponsesService.prepare` checks everything that can be checked before the first byte (fields, tools,
-   input items and their images, ``previous_response_id``), so those problems are plain JSON 400s.
+1. :meth:`ResponsesService.prepare` checks everything a request can be refused for before anything is stored or
+   streamed, so those problems are plain JSON 400s: fields, tools, input items and their images,
+   ``previous_response_id``, the conversation's length (:data:`MAX_INPUT_TOKENS`, gpt-5's input limit), an
+   edit's image and mask. The built-in planner is deterministic, so it plans here too and the image request
+   it would make (the prompt it writes from the input included) is resolved before the first byte; a remote
+   planner is asked after the stream has started, and what it writes is checked then.
 2. :meth:`ResponsesService.events` runs the request as the event sequence of reference §4.4: the planner
    decides, the image is generated through :class:`~imageforge.serving.images.ImagesService` (previews become
    ``partial_image`` events), and the response is stored (``store: true``) when it starts and when it ends.
    ``sequence_number`` counts every event from 0. A non-streaming request drains the same sequence
-   (:meth:`ResponsesService.create`), so both paths produce the same response.
+   (:meth:`ResponsesService.create`), so both paths produce the same response. Whatever raises in between, a
+   stored response ends ``completed``, ``failed`` or ``cancelled``, never ``in_progress``.
 3. Multi-turn edits: the latest image in the conversation (a stored earlier response, a referenced
    ``image_generation_call``, or a user's ``input_image``) is the init image of an image-to-image run on the
    same engine; ``input_fidelity`` sets how much of it is kept (:data:`EDIT_STRENGTH`), and a mask limits where
@@ -68,7 +73,6 @@ from imageforge.protocol.responses import (
     ResponseUsage,
     parse_create_request,
     parse_input,
-    parse_tool,
 )
 from imageforge.serving.conversation import (
     ConversationImage,
@@ -94,6 +98,7 @@ _TOOL_DEFAULTS = {
     "background": "auto", "partial_images": 0, "action": "auto",
 }  # fmt: skip
 _METADATA_LIMITS = (16, 64, 512)  # pairs, key length, value length (OpenAI's)
+MAX_INPUT_TOKENS = 272_000  # gpt-5's input limit (its 400k context less 128k of output), counted as usage counts
 FinishedStatus = Literal["completed", "generating"]
 
 
@@ -110,6 +115,10 @@ class PreparedResponse:
     context: PlanContext
     source: ConversationImage | None  # the image an edit would start from
     request_id: str
+    input_tokens: int = 0  # what the mainline model reads (instructions and conversation text)
+    plan: Plan | None = None  # decided in prepare when the planner is deterministic (the built-in one)
+    image: ResolvedRequest | None = None  # the image request of that plan, resolved
+    edit_inputs: tuple[Any, Any] | None = None  # (image, mask or None) of an edit, decoded and checked
     key_id: str = "-"  # the caller, for the audit line and usage (set by the route)
 
     @property
@@ -132,6 +141,7 @@ class ResponsesService:
         *,
         default_image_model: str,
         finished_status: FinishedStatus = "completed",
+        max_input_tokens: int = MAX_INPUT_TOKENS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalogue = catalogue
@@ -141,21 +151,19 @@ class ResponsesService:
         self.tokens = tokens
         self.default_image_model = default_image_model
         self.finished_status = finished_status
+        self.max_input_tokens = max_input_tokens
         self.clock = clock
 
     # 1. Checks before the first byte -------------------------------------------------------------------------------
 
     async def prepare(self, body: Mapping[str, Any], request_id: str) -> PreparedResponse:
         req = parse_create_request(body)
-        tools = [parse_tool(t, i) for i, t in enumerate(req.tools or ())]
+        tools = [t for t in req.tools or () if isinstance(t, ImageGenerationTool)]  # others were refused by name
         if len(tools) > 1:
             raise InvalidRequestError("At most one image_generation tool may be given.", param="tools")
         tool = tools[0] if tools else None
         choice = self._tool_choice(req.tool_choice, tool)
         _check_metadata(req.metadata)
-        _check_text(req.text)
-        if req.max_tool_calls is not None and req.max_tool_calls < 0:
-            raise InvalidRequestError("'max_tool_calls' must be at least 0.", param="max_tool_calls")
 
         # The conversation: stored turns, then the new input (references resolved against the store).
         turns: list[Turn] = []
@@ -208,7 +216,7 @@ class ResponsesService:
             service_tier=req.service_tier or "default",
             store=req.store is not False,
             temperature=1.0 if req.temperature is None else float(req.temperature),
-            text=req.text or {"format": {"type": "text"}},
+            text={"format": {"type": "text"}, **(req.text.model_dump(exclude_none=True) if req.text else {})},
             tool_choice=req.tool_choice if req.tool_choice is not None else "auto",
             tools=[self._echo_tool(t) for t in tools],
             top_p=1.0 if req.top_p is None else float(req.top_p),
@@ -221,7 +229,34 @@ class ResponsesService:
             request_id, req.model, tool is not None, choice, image_model, req.previous_response_id, len(turns),
             bool(req.stream), req.store is not False,
         )  # fmt: skip
-        return PreparedResponse(req, response, input_items, turns, tool, image_model, context, source, request_id)
+        prepared = PreparedResponse(req, response, input_items, turns, tool, image_model, context, source, request_id)
+        await self._check_before_start(prepared)
+        return prepared
+
+    async def _check_before_start(self, p: PreparedResponse) -> None:
+        """What the request can still be refused for once its fields are valid: the conversation's length, the
+        edit's image and mask, and (with the built-in planner) the image request the plan makes."""
+        read = "\n".join([p.request.instructions or "", *(t.text for t in p.turns)])
+        p.input_tokens = await asyncio.to_thread(self.tokens.count, read)
+        if p.input_tokens > self.max_input_tokens:
+            raise InvalidRequestError(
+                f"Your input exceeds the context window of this model: {p.input_tokens} tokens, at most "
+                f"{self.max_input_tokens}. Please adjust your input and try again.",
+                param="input",
+                code="context_length_exceeded",
+            )
+        planner = self.planners.for_model(p.request.model)
+        if planner.deterministic:
+            p.plan = await planner.plan(p.context)
+        might_edit = p.source is not None and p.tool is not None and p.tool.action != "generate"
+        if p.plan is not None:
+            might_edit &= p.plan.action == "edit" and p.plan.image_prompt is not None
+        if might_edit:
+            assert p.source is not None and p.tool is not None
+            p.edit_inputs = await asyncio.to_thread(self._edit_inputs, p.source, p.tool)
+        if p.plan is not None and p.plan.image_prompt is not None and p.image_model is not None:
+            assert p.tool is not None
+            p.image = self._image_request(p, p.plan)
 
     @staticmethod
     def _tool_choice(value: str | dict[str, Any] | None, tool: ImageGenerationTool | None) -> Any:
@@ -302,6 +337,9 @@ class ResponsesService:
         try:
             return self._resolve(fields)
         except InvalidRequestError as exc:
+            if exc.param == "prompt":  # the planner wrote the prompt from the input
+                raise type(exc)(f"Invalid 'input': the image prompt written from it is refused: {exc.message}",
+                                param="input", code=exc.code) from None  # fmt: skip
             raise type(exc)(f"Invalid image_generation tool (tools[0]): {exc.message}", param="tools",
                             code=exc.code) from None  # fmt: skip
 
@@ -346,8 +384,7 @@ class ResponsesService:
             await self._save(p, response)
             yield number(ResponseCreatedEvent(response=response.model_copy()))
             yield number(ResponseInProgressEvent(response=response.model_copy()))
-            planner = self.planners.for_model(p.request.model)
-            plan = await planner.plan(p.context)
+            plan = p.plan or await self.planners.for_model(p.request.model).plan(p.context)
             if plan.image_prompt is not None and p.tool is not None and p.image_model is not None:
                 call = ImageGenerationCall(id=new_id("ig"), status="in_progress", action=plan.action)
                 index = len(output)
@@ -360,34 +397,41 @@ class ResponsesService:
                     yield number(event)
         except ImageForgeError as exc:
             if isinstance(exc, GenerationCancelled) or cancel.is_set():
-                response.status = "cancelled"
-                response.output = output
-                self._save_later(p, response)
+                self._cancelled(p, response, output)
                 raise
             failures.append(exc)
         except (asyncio.CancelledError, GeneratorExit):  # the client went away mid-stream
             cancel.set()
-            response.status = "cancelled"
-            response.output = output
-            self._save_later(p, response)
+            self._cancelled(p, response, output)
             raise
+        except Exception as exc:  # a bug: the response still ends failed (and stored so), never in_progress
+            log.exception("[%s] response failed on an unexpected error", p.request_id)
+            failures.append(ImageForgeError(f"The server had an error while processing your request: {exc!r}"))
 
         response.output = output
-        response.usage = await asyncio.to_thread(self._usage, p, output)
         response.completed_at = int(self.clock())
+        try:
+            response.usage = self._usage(p, await asyncio.to_thread(self._written_tokens, output))
+        except Exception:  # counting must not keep the response from ending
+            log.exception("[%s] counting the response's usage failed", p.request_id)
         if not failures:
             response.status = "completed"
-            await self._save(p, response)
+            await self._save_final(p, response)
             yield number(ResponseCompletedEvent(response=response.model_copy()))
             return
         original = failures[0]
         log.warning("[%s] response failed: %r", p.request_id, original)
         response.status = "failed"
         response.error = ResponseError(code=original.code or original.type, message=original.message)
-        await self._save(p, response)
+        await self._save_final(p, response)
         if reraise and (original.status >= 500 or original.status == 429):
             raise original  # a non-streaming client gets the status it can act on (retry), not a failed response
         yield number(ResponseFailedEvent(response=response.model_copy()))
+
+    def _cancelled(self, p: PreparedResponse, response: Response, output: list[OutputItem]) -> None:
+        response.status = "cancelled"
+        response.output = output
+        self._save_later(p, response)
 
     async def _image_call(
         self,
@@ -403,20 +447,11 @@ class ResponsesService:
         assert p.tool is not None and p.image_model is not None and plan.image_prompt is not None
         edit = plan.action == "edit" and p.source is not None
         call.action = "edit" if edit else "generate"
-        source_size = None
-        init = mask = None
-        if edit:
+        if edit and p.edit_inputs is None:  # a remote planner chose to edit: decode the image now
             assert p.source is not None
-            init, mask = await asyncio.to_thread(self._edit_inputs, p.source, p.tool)
-            source_size = f"{init.width}x{init.height}"
-        resolved = self._resolve_tool(p.tool, p.image_model, plan.image_prompt, source_size)
-        params = dataclasses.replace(resolved.params, request_id=p.request_id)
-        if edit:
-            strength = max(EDIT_STRENGTH[p.tool.input_fidelity or "low"], 1 / params.steps)
-            params = dataclasses.replace(params, init_image=init, mask=mask, strength=strength)
-        # The end-user is the Responses request's (blocks and usage are counted per end-user).
-        resolved = dataclasses.replace(resolved, params=params,
-                                       end_user=p.request.safety_identifier or p.request.user or None)  # fmt: skip
+            p.edit_inputs = await asyncio.to_thread(self._edit_inputs, p.source, p.tool)
+        resolved = p.image if p.image is not None and p.plan is plan else self._image_request(p, plan)
+        params = resolved.params
         call.background = params.background
         call.output_format = resolved.output_format
         call.quality = resolved.quality
@@ -465,6 +500,22 @@ class ResponsesService:
         yield ResponseImageGenCallCompletedEvent(item_id=call.id, output_index=index)
         yield ResponseOutputItemDoneEvent(output_index=index, item=call.model_copy())
 
+    def _image_request(self, p: PreparedResponse, plan: Plan) -> ResolvedRequest:
+        """The image request a plan makes: the tool's fields under its model's rules, the plan's prompt, and for
+        an edit the decoded image (whose size an ``auto`` size keeps), the mask and the strength."""
+        assert p.tool is not None and p.image_model is not None and plan.image_prompt is not None
+        edit = plan.action == "edit" and p.edit_inputs is not None
+        init, mask = p.edit_inputs if edit and p.edit_inputs is not None else (None, None)
+        source_size = f"{init.width}x{init.height}" if init is not None else None
+        resolved = self._resolve_tool(p.tool, p.image_model, plan.image_prompt, source_size)
+        params = dataclasses.replace(resolved.params, request_id=p.request_id)
+        if init is not None:
+            strength = max(EDIT_STRENGTH[p.tool.input_fidelity or "low"], 1 / params.steps)
+            params = dataclasses.replace(params, init_image=init, mask=mask, strength=strength)
+        # The end-user is the Responses request's (blocks and usage are counted per end-user).
+        return dataclasses.replace(resolved, params=params,
+                                   end_user=p.request.safety_identifier or p.request.user or None)  # fmt: skip
+
     @staticmethod
     def _edit_inputs(source: ConversationImage, tool: ImageGenerationTool) -> tuple[Any, Any]:
         """Decode the image to edit and the mask (blocking; a worker thread). Mask: transparent = repaint."""
@@ -472,12 +523,14 @@ class ResponsesService:
         init = decode(source.data, source.param)
         mask = None
         if tool.input_image_mask is not None and tool.input_image_mask.image_url is not None:
-            m = decode_data_url(tool.input_image_mask.image_url, "tools[0].input_image_mask.image_url")
+            where = "tools[0].input_image_mask.image_url"
+            m = decode_data_url(tool.input_image_mask.image_url, where)
             if m.size != init.size:
                 raise InvalidRequestError(
                     f"The mask is {m.width}x{m.height} but the image to edit is {init.width}x{init.height}; they "
                     "must be the same size.",
-                    param="tools",
+                    param=where,
+                    code="invalid_value",
                 )
             mask = repaint_mask(m)
         return init, mask
@@ -494,19 +547,21 @@ class ResponsesService:
         output.append(msg)
         yield ResponseOutputItemDoneEvent(output_index=index, item=msg.model_copy())
 
-    def _usage(self, p: PreparedResponse, output: list[OutputItem]) -> ResponseUsage:
-        """The mainline model's tokens: what it read (instructions and conversation text) and what it wrote (the
-        image prompt and the message), counted with the shipped WordPiece tokenizer (serving/usage.py)."""
-        read = [p.request.instructions or "", *(t.text for t in p.turns)]
+    def _written_tokens(self, output: list[OutputItem]) -> int:
+        """What the mainline model wrote (the image prompt and the message), counted with the shipped WordPiece
+        tokenizer (serving/usage.py); blocking."""
         written = []
         for item in output:
             if isinstance(item, ImageGenerationCall):
                 written.append(item.revised_prompt or "")
             else:
                 written += [c.text for c in item.content]
-        n_in = self.tokens.count("\n".join(read))
-        n_out = self.tokens.count("\n".join(written))
-        return ResponseUsage(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out)
+        return self.tokens.count("\n".join(written))
+
+    @staticmethod
+    def _usage(p: PreparedResponse, written: int) -> ResponseUsage:
+        """The mainline model's tokens: what it read (counted in prepare) and what it wrote."""
+        return ResponseUsage(input_tokens=p.input_tokens, output_tokens=written, total_tokens=p.input_tokens + written)
 
     # 3. Storage ----------------------------------------------------------------------------------------------------
 
@@ -514,11 +569,33 @@ class ResponsesService:
         if p.store:
             await asyncio.to_thread(self.store.save, response.model_dump(mode="json"), p.input_items)
 
+    async def _save_final(self, p: PreparedResponse, response: Response) -> None:
+        """Save the finished response; if that fails, record at least that it failed, so no reader waits on an
+        ``in_progress`` that will never change."""
+        try:
+            await self._save(p, response)
+        except Exception:
+            log.exception("[%s] saving the finished response failed", p.request_id)
+            if p.store:
+                await asyncio.to_thread(self._mark_failed, response.id)
+
+    def _mark_failed(self, response_id: str) -> None:
+        try:
+            self.store.fail(response_id, "The server could not save the finished response.")
+        except Exception:
+            log.exception("marking response %s failed did not work either", response_id)
+
     def _save_later(self, p: PreparedResponse, response: Response) -> None:
         """Record a cancelled response without awaiting (the task is being torn down)."""
         if p.store:
             doc = response.model_dump(mode="json")
-            asyncio.get_running_loop().run_in_executor(None, self.store.save, doc, p.input_items)
+            asyncio.get_running_loop().run_in_executor(None, self._save_quietly, doc, p.input_items)
+
+    def _save_quietly(self, doc: dict[str, Any], input_items: list[dict[str, Any]]) -> None:
+        try:
+            self.store.save(doc, input_items)
+        except Exception:
+            log.exception("saving cancelled response %s failed", doc.get("id"))
 
     async def retrieve(self, response_id: str) -> dict[str, Any]:
         found = await asyncio.to_thread(self.store.get, response_id)
@@ -550,18 +627,10 @@ def _check_metadata(metadata: Mapping[str, Any] | None) -> None:
     for key, value in metadata.items():
         if len(key) > key_max:
             raise InvalidRequestError(f"metadata keys may be at most {key_max} characters.", param="metadata")
-        if not isinstance(value, str) or len(value) > value_max:
+        if len(value) > value_max:
             raise InvalidRequestError(
                 f"metadata values must be strings of at most {value_max} characters.", param="metadata"
             )
-
-
-def _check_text(text: Mapping[str, Any] | None) -> None:
-    fmt = (text or {}).get("format") or {}
-    if fmt.get("type", "text") != "text":
-        raise UnsupportedParameterError(
-            f"text.format {fmt.get('type')!r} is not supported: the planners answer plain text.", param="text.format"
-        )
 
 
 def _check_images(images: list[ConversationImage]) -> None:

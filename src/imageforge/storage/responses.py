@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS items (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_by_response ON items(response_id);
+CREATE INDEX IF NOT EXISTS responses_by_created ON responses(created_at);
 """
 MAX_CHAIN = 1000  # previous_response_id links followed at most (a guard against cycles in a damaged file)
 
@@ -67,13 +68,13 @@ class ResponseStore:
                     response["created_at"],
                     response["status"],
                     response.get("previous_response_id"),
-                    json.dumps(response),
-                    json.dumps(input_items),
+                    _dumps(response),
+                    _dumps(input_items),
                 ),
             )
             db.executemany(
                 "INSERT OR REPLACE INTO items (id, response_id, body) VALUES (?, ?, ?)",
-                [(i["id"], response["id"], json.dumps(i)) for i in items],
+                [(i["id"], response["id"], _dumps(i)) for i in items],
             )
 
     def get(self, response_id: str) -> dict[str, Any] | None:
@@ -114,14 +115,40 @@ class ResponseStore:
         with self._connect() as db:
             return db.execute("DELETE FROM responses WHERE id = ?", (response_id,)).rowcount > 0
 
+    def fail(self, response_id: str, message: str) -> None:
+        """Mark one stored response failed (when saving its final state did not work)."""
+        with self._connect() as db:
+            row = db.execute("SELECT body FROM responses WHERE id = ?", (response_id,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE responses SET status = 'failed', body = ? WHERE id = ?",
+                           (_failed(row[0], message), response_id))  # fmt: skip
+
+    def sweep(self, created_before: float) -> int:
+        """Delete the responses created before ``created_before`` (Unix seconds), their input images and items
+        with them; returns how many were deleted. Later responses that link to a deleted one keep working: their
+        chain ends there."""
+        with self._connect() as db:
+            return db.execute("DELETE FROM responses WHERE created_at < ?", (int(created_before),)).rowcount
+
     def fail_unfinished(self, message: str) -> int:
         """At start-up: responses left ``in_progress`` by a previous process can never finish; mark them failed
         so a client polling ``GET /v1/responses/{id}`` (OpenAI-DotNet does, §7.10) stops waiting."""
         with self._connect() as db:
             rows = db.execute("SELECT id, body FROM responses WHERE status IN ('in_progress', 'queued')").fetchall()
             for ident, body in rows:
-                doc = json.loads(body)
-                doc["status"] = "failed"
-                doc["error"] = {"code": "server_error", "message": message}
-                db.execute("UPDATE responses SET status = 'failed', body = ? WHERE id = ?", (json.dumps(doc), ident))
+                db.execute(
+                    "UPDATE responses SET status = 'failed', body = ? WHERE id = ?", (_failed(body, message), ident)
+                )
         return len(rows)
+
+
+def _dumps(doc: object) -> str:
+    """Strict JSON: a document that could not be served back (NaN, Infinity) is refused here, not when read."""
+    return json.dumps(doc, allow_nan=False)
+
+
+def _failed(body: str, message: str) -> str:
+    doc = json.loads(body)
+    doc["status"] = "failed"
+    doc["error"] = {"code": "server_error", "message": message}
+    return _dumps(doc)

@@ -48,4 +48,7 @@ class UrlSigner:
         return hmac.new(self._key, name.encode(), hashlib.sha256).hexdigest()
 
     def verify(self, name: str, signature: str) -> bool:
+        # compare_digest refuses non-ASCII str (TypeError); a signature is hex, so anything else is simply wrong.
+        if not signature.isascii():
+            return False
         return hmac.compare_digest(self.sign(name), signature)

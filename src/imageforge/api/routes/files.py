@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
+from imageforge.api.openapi import answers
 from imageforge.api.state import AppState
 from imageforge.errors import NotFoundError
 from imageforge.imaging.encode import MEDIA_TYPES
@@ -16,7 +17,15 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-@router.get(FILES_PATH + "/{name}")
+_IMAGE = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.get(
+    FILES_PATH + "/{name}",
+    summary="Download a url-format image (the signature is the credential)",
+    responses=answers(None, 404, media={m: _IMAGE for m in sorted(set(MEDIA_TYPES.values()))}),
+    response_class=FileResponse,
+)
 async def get_image_file(name: str, request: Request, sig: str = "") -> FileResponse:
     state: AppState = request.app.state.imageforge
     now = state.clock()

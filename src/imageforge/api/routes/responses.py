@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from imageforge.api.auth import key_id, require_api_key
+from imageforge.api.openapi import answers, json_body
 from imageforge.api.requests import read_json_object, request_id, watch_disconnect
 from imageforge.api.sse import sse_frames
 from imageforge.api.state import AppState
+from imageforge.protocol.response_events import RESPONSE_STREAM_EVENTS
+from imageforge.protocol.responses import Response as ResponseObject
+from imageforge.protocol.responses import ResponseCreateRequest, ResponseDeleted, ResponseItemList
 
 __all__ = ["router"]
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
 
 
-@router.post("/v1/responses")
+@router.post(
+    "/v1/responses",
+    summary="Create a response (the image_generation tool)",
+    openapi_extra=json_body(ResponseCreateRequest, "The Responses request, as far as image generation needs it."),
+    responses=answers(
+        ResponseObject, 400, 401, 404, 413, 429, 500, 503, 504,
+        events=RESPONSE_STREAM_EVENTS,
+        links={op: {"operationId": op, "parameters": {"response_id": "$response.body#/id"}}
+               for op in ("retrieve_response", "list_input_items", "delete_response")},
+    ),
+)  # fmt: skip
 async def create_response(request: Request) -> Response:
     state: AppState = request.app.state.imageforge
     body = await read_json_object(request, state.settings.max_responses_body_bytes)
@@ -45,26 +60,28 @@ async def create_response(request: Request) -> Response:
     return JSONResponse(response.model_dump(mode="json"), headers=limits)
 
 
-@router.get("/v1/responses/{response_id}")
+@router.get("/v1/responses/{response_id}", summary="Retrieve a stored response", operation_id="retrieve_response",
+            responses=answers(ResponseObject, 404))  # fmt: skip
 async def retrieve_response(response_id: str, request: Request) -> JSONResponse:
     state: AppState = request.app.state.imageforge
     return JSONResponse(await state.responses.retrieve(response_id))
 
 
-@router.delete("/v1/responses/{response_id}")
+@router.delete("/v1/responses/{response_id}", summary="Delete a stored response", operation_id="delete_response",
+               responses=answers(ResponseDeleted, 404))  # fmt: skip
 async def delete_response(response_id: str, request: Request) -> JSONResponse:
     state: AppState = request.app.state.imageforge
     await state.responses.delete(response_id)
-    return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+    return JSONResponse(ResponseDeleted(id=response_id).model_dump())
 
 
-@router.get("/v1/responses/{response_id}/input_items")
-async def list_input_items(response_id: str, request: Request) -> JSONResponse:
+@router.get("/v1/responses/{response_id}/input_items", summary="List a stored response's input items",
+            operation_id="list_input_items", responses=answers(ResponseItemList, 400, 404))  # fmt: skip
+async def list_input_items(response_id: str, request: Request, order: Literal["asc", "desc"] = "desc") -> JSONResponse:
     state: AppState = request.app.state.imageforge
     items = await state.responses.input_items(response_id)
-    if request.query_params.get("order", "desc") == "desc":  # OpenAI's default order: newest first
+    if order == "desc":  # OpenAI's default order: newest first
         items = items[::-1]
-    return JSONResponse({
-        "object": "list", "data": items, "first_id": items[0]["id"] if items else None,
-        "last_id": items[-1]["id"] if items else None, "has_more": False,
-    })  # fmt: skip
+    page = ResponseItemList(data=items, first_id=items[0]["id"] if items else None,
+                            last_id=items[-1]["id"] if items else None)  # fmt: skip
+    return JSONResponse(page.model_dump())
