@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--queue-limit", type=int, help="requests waiting per engine before 429 (64)")
     serve.add_argument("--max-queue-seconds", type=float,
-                       help="longest wait for queued work before 429 (default: half a request's run)")  # fmt: skip
+                       help="longest wait for queued work before 429 (default: 1/4 of a request's run)")  # fmt: skip
     serve.add_argument("--max-batch", type=int, help="images per engine call across requests (engine's; 1 = off)")
     serve.add_argument("--batch-wait-ms", type=float, help="wait for compatible requests to batch with (5)")
     serve.add_argument("--request-timeout", dest="request_timeout_seconds", type=float,

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     queue_limit: int = Field(default=64, ge=1, description="requests waiting per engine before 429")
     max_queue_seconds: float | None = Field(
         default=None, ge=0,
-        description="how long a request may wait for the work queued ahead of it (default: half its own run time)",
+        description="how long a request may wait for the work ahead of it (default: 1/4 of its unloaded run time)",
     )  # fmt: skip
     max_batch: int | None = Field(
         default=None, ge=1, description="images per engine call across requests (default: the engine's; 1 = off)"

@@ -26,7 +26,7 @@ BODY = {"model": "gpt-image-1", "prompt": "a red heart", "quality": "medium", "s
 def default_bound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("overload")
     (tmp / "models.toml").write_text(CATALOGUE)
-    env = {"IMAGEFORGE_MAX_QUEUE_SECONDS": ""}  # the product's default: half a request's own run time
+    env = {"IMAGEFORGE_MAX_QUEUE_SECONDS": ""}  # the product's default: a quarter of a request's run time
     with serve(tmp / "data", "--config", str(tmp / "models.toml"), "--no-moderation-output", env=env) as s:
         yield s
 

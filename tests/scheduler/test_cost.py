@@ -60,3 +60,15 @@ def test_threads_may_observe_and_estimate_at_once() -> None:
     for t in threads:
         t.join()
     assert m.estimate(key(64, 64, 3), 1) is not None
+
+
+def test_the_reference_is_the_unloaded_time_while_the_estimate_follows_the_load() -> None:
+    m = CostModel()
+    for _ in range(10):
+        m.observe(key(), 1, 1.0)  # idle
+    for _ in range(10):
+        m.observe(key(), 1, 2.0)  # the machine is busy
+    now, unloaded = m.estimate(key(), 1), m.reference(key(), 1)
+    assert now is not None and now > 1.9 and unloaded == pytest.approx(1.0)
+    assert m.reference(key(steps=20), 1) == pytest.approx(2.0)  # other steps of the same size: scaled from it
+    assert m.reference(key(128, 128), 1) is None

@@ -344,12 +344,12 @@ def test_admission_is_bounded_by_the_time_the_queued_work_takes(gate: threading.
     worker.close()
 
 
-def test_without_a_budget_a_request_may_wait_half_its_own_run_time(gate: threading.Event) -> None:
+def test_without_a_budget_a_request_may_wait_a_quarter_of_its_own_run_time(gate: threading.Event) -> None:
     engine = FakeEngine(step_delay=0.01)
     worker = make_worker(engine, max_batch=1)
     asyncio.run(worker.generate(params("learn"), threading.Event()))
     holder = block_first_call(worker, gate)
-    first = worker.submit(params("first"), threading.Event())  # ends at c: within 1.5c
+    first = worker.submit(params("first"), threading.Event())  # ends at c: within 1.25c
     with pytest.raises(QueueFullError):
         worker.submit(params("second"), threading.Event())  # would end at 2c
     gate.set()

@@ -2,9 +2,10 @@
 rule is tested without threads or engines (issue 15).
 
 A count bound lets admitted requests wait however long the jobs ahead of them take (6.5x their unloaded p99
-was measured at a queue limit of 4). Here every admitted job carries a promise: it finishes within its own run
-time plus a *budget* of waiting (``max_queue_seconds``, or by default half its own run time, so the admitted p99
-stays within 1.5x of the unloaded one). A new job is admitted only if
+was measured at a queue limit of 4). Here every admitted job carries a promise: it finishes within its run time
+on an idle engine plus a *budget* of waiting (``max_queue_seconds``, or by default a quarter of that run time, so the
+admitted p99 stays within 1.5x of the unloaded one), or, if the engine is slower now than that promise, at least
+within its current run time (a job is never refused by an idle engine). A new job is admitted only if
 
 1. it keeps its own promise: the batches ahead of it, then the batch it joins, finish within its deadline; and
 2. it breaks no earlier promise: joining a batch makes that batch, and every batch after it, later by the

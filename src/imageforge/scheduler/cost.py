@@ -14,6 +14,13 @@ estimate comes from, in order:
    ``quality`` of the same size);
 4. nothing: a shape the engine has never run has no estimate, and its first call measures it.
 
+Besides the current estimate (:meth:`CostModel.estimate`, the moving average: how long a call takes *now*, under
+whatever load the machine carries), the model keeps the fastest that average has ever been
+(:meth:`CostModel.reference`): what the call costs on an idle engine. Promises are made against the reference
+(a request should finish within 1.5x of its *unloaded* time), the queue ahead is timed with the current
+estimate. On a machine whose CPUs the server's own work also uses, a loaded engine is slower, and a promise
+made against the loaded time would drift with the load.
+
 Thread-safe: the worker records from its own thread, admission reads from the event loop's.
 """
 
@@ -46,29 +53,48 @@ class CostModel:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seconds: dict[tuple[BatchKey, int], float] = {}
+        self._best: dict[tuple[BatchKey, int], float] = {}  # the lowest the average has been
         self._counts: dict[BatchKey, set[int]] = {}
         self._per_step_image: dict[Shape, float] = {}  # seconds per denoising step and image, by shape
+        self._best_per_step_image: dict[Shape, float] = {}
 
     def observe(self, key: BatchKey, images: int, seconds: float) -> None:
         """Record a finished call of ``images`` images that took ``seconds``."""
         if images < 1 or seconds <= 0:
             return
         with self._lock:
-            self._seconds[key, images] = _ema(self._seconds.get((key, images)), seconds)
+            now = self._seconds[key, images] = _ema(self._seconds.get((key, images)), seconds)
+            self._best[key, images] = min(now, self._best.get((key, images), now))
             self._counts.setdefault(key, set()).add(images)
             shape = _shape(key)
-            rate = seconds / (denoising_steps(key) * images)
-            self._per_step_image[shape] = _ema(self._per_step_image.get(shape), rate)
+            rate = self._per_step_image[shape] = _ema(
+                self._per_step_image.get(shape), seconds / (denoising_steps(key) * images)
+            )
+            self._best_per_step_image[shape] = min(rate, self._best_per_step_image.get(shape, rate))
 
     def estimate(self, key: BatchKey, images: int) -> float | None:
-        """Seconds a call of ``images`` images with ``key`` should take; ``None`` for a shape never run."""
+        """Seconds a call of ``images`` images with ``key`` should take now; ``None`` for a shape never run."""
         with self._lock:
-            seen = self._seconds.get((key, images))
-            if seen is not None:
-                return seen
-            counts = self._counts.get(key)
-            if counts:
-                nearest = min(counts, key=lambda c: (abs(c - images), -c))
-                return self._seconds[key, nearest] * images / nearest
-            rate = self._per_step_image.get(_shape(key))
-            return None if rate is None else rate * denoising_steps(key) * images
+            return self._lookup(key, images, self._seconds, self._per_step_image)
+
+    def reference(self, key: BatchKey, images: int) -> float | None:
+        """Seconds such a call takes on an idle engine (the fastest its average has been); ``None`` if never run."""
+        with self._lock:
+            return self._lookup(key, images, self._best, self._best_per_step_image)
+
+    def _lookup(
+        self,
+        key: BatchKey,
+        images: int,
+        seconds: dict[tuple[BatchKey, int], float],
+        per_step_image: dict[Shape, float],
+    ) -> float | None:
+        seen = seconds.get((key, images))
+        if seen is not None:
+            return seen
+        counts = self._counts.get(key)
+        if counts:
+            nearest = min(counts, key=lambda c: (abs(c - images), -c))
+            return seconds[key, nearest] * images / nearest
+        rate = per_step_image.get(_shape(key))
+        return None if rate is None else rate * denoising_steps(key) * images
