@@ -59,3 +59,15 @@ def test_responses_snippet(
     assert out[1:] == ["preview 0", "completed"]
     with Image.open(tmp_path / "blue-heart.png") as img:
         assert img.size == (1024, 1024)
+
+
+def test_schemathesis_command(server: Server, tmp_path: Path) -> None:
+    """The README's fuzzing command, against the test server: no 5xx, every answer as the schema says."""
+    st = shutil.which("st")
+    assert st is not None, "schemathesis comes with the test extras"
+    cmd = _block("bash", "st run").replace("http://127.0.0.1:8000", server.base_url).replace("\\\n", " ")
+    run = subprocess.run([st, *shlex.split(cmd)[1:], "--no-color"], capture_output=True, text=True, timeout=1200,
+                         cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    found = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert found is not None and found.group(1) == found.group(2), run.stdout[-3000:]

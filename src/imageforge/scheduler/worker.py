@@ -139,6 +139,8 @@ class EngineWorker:
         self._state = "loading"
         self._load_error: BaseException | None = None
         self._step = 0  # the last step the running batch finished
+        self._total_steps = 0  # ... of how many
+        self._running_since = 0.0
         self._batch_seconds = 1.0  # recent engine time of a batch (EMA): Retry-After when the count bound refuses
         self.cost = CostModel()
         self._running_until = 0.0  # monotonic time the running batch should end (its estimate)
@@ -242,7 +244,7 @@ class EngineWorker:
         budget = self.max_queue_seconds if self.max_queue_seconds is not None else AUTO_WAIT_FACTOR * unloaded
         promise = max(own, unloaded + budget)
         queued = [Queued(j.key, j.params.n, None if j.deadline is None else j.deadline - now) for j in self._waiting]
-        left = max(0.0, self._running_until - now) if self._running else 0.0
+        left = self._running_left(now)
         excess = excess_seconds(queued, Queued(key, params.n, promise), running_left=left,
                                 max_images=self.max_images, estimate=self.cost.estimate)  # fmt: skip
         if excess > 0:
@@ -255,6 +257,16 @@ class EngineWorker:
                 headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": reset},
             )
         return now + promise
+
+    def _running_left(self, now: float) -> float:
+        """Seconds the running batch still needs: from its progress once a step is done (its real speed now),
+        else from its estimate (0 for a shape never run)."""
+        if not self._running:
+            return 0.0
+        step, total = self._step, self._total_steps
+        if step > 0 and total > step:
+            return (now - self._running_since) / step * (total - step)
+        return max(0.0, self._running_until - now)
 
     def submit(
         self, params: GenerationParams, cancel: threading.Event, on_step: StepCallback | None = None, model: str = ""
@@ -458,7 +470,9 @@ class EngineWorker:
         key, images = batch[0].key, sum(j.params.n for j in batch)
         with self._cond:
             self._running = batch
-            self._running_until = time.monotonic() + (self.cost.estimate(key, images) or 0.0)
+            self._running_since = time.monotonic()
+            self._running_until = self._running_since + (self.cost.estimate(key, images) or 0.0)
+            self._step = self._total_steps = 0
         now = time.monotonic()
         for job in batch:
             if job.started is None:
@@ -468,7 +482,6 @@ class EngineWorker:
         self.metrics.batch_jobs.labels(self.name).observe(len(batch))
         self.metrics.running.labels(self.name).set(len(batch))
         t0 = time.monotonic()
-        self._step = 0
         oom = isolate = False
         # Engines that can drop a request from a running batch are told which ones left (rows stop at once).
         extra: dict[str, Any] = {}
@@ -518,7 +531,7 @@ class EngineWorker:
 
     def _on_step(self, batch: list[Job], st: StepPreview) -> None:
         """After every denoising step: settle jobs cancelled meanwhile, and pass previews to the others."""
-        self._step = st.step
+        self._step, self._total_steps = st.step, st.total_steps
         for index, job in enumerate(batch):
             if job.cancel.is_set():
                 # The step that was running when the job was cancelled is wasted work; after it, an engine that

@@ -137,11 +137,15 @@ class ImagesService:
                             stream=resolved.stream)  # fmt: skip
 
     async def _finish(self, audit: RequestAudit, resolved: ResolvedRequest, prompt: str | None) -> None:
+        """The audit line and usage; bookkeeping never fails the request it records (issue 15)."""
         p = resolved.params
-        text = await asyncio.to_thread(self.tokens.count, prompt) if audit.outcome == "ok" and prompt else 0
-        audit.emit(self.metrics, pixels=p.width * p.height * p.n, steps=p.denoising_steps * p.n, text_tokens=text,
-                   image_tokens=image_tokens(resolved.quality, p.width, p.height) * p.n
-                   if resolved.quality in ("low", "medium", "high") else 0)  # fmt: skip
+        try:
+            text = await asyncio.to_thread(self.tokens.count, prompt) if audit.outcome == "ok" and prompt else 0
+            audit.emit(self.metrics, pixels=p.width * p.height * p.n, steps=p.denoising_steps * p.n,
+                       text_tokens=text, image_tokens=image_tokens(resolved.quality, p.width, p.height) * p.n
+                       if resolved.quality in ("low", "medium", "high") else 0)  # fmt: skip
+        except Exception:
+            log.exception("[%s] recording the request's audit line and usage failed", p.request_id)
 
     @staticmethod
     def _failed(audit: RequestAudit, exc: BaseException) -> None:

@@ -35,7 +35,7 @@ async def create_image(request: Request) -> Response:
     body = await read_json_object(request, state.settings.max_body_bytes)
     resolved = state.images.resolve(body, request_id(request))  # errors here are plain JSON 400s
     key = key_id(request)
-    state.engines.worker(resolved.model).admit()  # a full queue is a 429 first: it must not use up the quota
+    state.engines.worker(resolved.model).admit(resolved.params)  # a full queue is a 429 first, using no quota
     limits = state.limits.check(key, resolved.end_user, resolved.params.n)  # 429 before any work
     cancel = threading.Event()
     if resolved.stream:

@@ -42,7 +42,8 @@ async def create_response(request: Request) -> Response:
     user = prepared.request.safety_identifier or prepared.request.user
     images = 1 if prepared.image_model is not None and prepared.context.tool_offered else 0
     if images:
-        state.engines.worker(str(prepared.image_model)).admit()  # a full queue is a 429 before any work or byte
+        planned = prepared.image.params if prepared.image is not None else None  # known with the built-in planner
+        state.engines.worker(str(prepared.image_model)).admit(planned)  # a full queue: 429 before any work or byte
     limits = state.limits.check(prepared.key_id, user, images)  # after admit: a full queue uses no quota
     cancel = threading.Event()
     if prepared.stream:

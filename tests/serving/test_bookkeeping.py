@@ -1,0 +1,43 @@
+"""Bookkeeping never fails the request it records (issue 15): a metrics or audit failure is logged, and the
+client still gets its images."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imageforge.api.app import build_state
+from imageforge.api.state import AppState
+from imageforge.config import Catalogue, ModelEntry, Settings
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[AppState]:
+    catalogue = Catalogue({"gpt-image-1": ModelEntry(engine="fake", profile="gpt-image-1")})
+    s = build_state(Settings(data_dir=tmp_path, moderation_output=False, warmup=False), catalogue)
+    yield s
+    s.engines.close()
+    s.images.encoder.close()
+
+
+def test_a_failing_metrics_backend_does_not_fail_the_request(
+    state: AppState, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("the metrics backend is broken")
+
+    monkeypatch.setattr(state.metrics, "record_usage", broken)
+    images = state.images
+    resolved = images.resolve({"prompt": "a red heart", "model": "gpt-image-1", "quality": "low"}, "req_1")
+
+    async def run() -> Any:
+        return await images.complete(resolved, {"prompt": "a red heart"}, base_url="http://x", cancel=threading.Event())
+
+    response = asyncio.run(run())
+    assert response.data[0].b64_json
+    assert "recording the request's audit line and usage failed" in caplog.text
