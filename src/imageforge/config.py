@@ -138,8 +138,10 @@ class Settings(BaseSettings):
         default=30 * 24 * 3600, ge=0, description="how long stored responses (and their images) are kept; 0 = ever"
     )
     responses_max_input_tokens: int = Field(
-        default=272_000, ge=1, description="longest conversation a Responses request may send, in tokens"
-    )
+        default=272_000, ge=1,
+        description="longest conversation a Responses request may send, in tokens (gpt-5's input limit: its 400k "
+        "context less 128k of output)",
+    )  # fmt: skip
     responses_finished_status: Literal["completed", "generating"] = Field(
         default="completed",
         description="status of a finished image_generation_call; 'generating' mimics the live API (OpenAI-DotNet)",

@@ -43,6 +43,8 @@ def _together(server: Server, prompts: list[str]) -> list[httpx.Response]:
 
 
 def test_a_hostile_prompt_is_refused_alone_and_its_batch_partners_are_served(batching: Server) -> None:
+    """The issue's reproduction: a lone surrogate in one of four batched prompts once failed all four in the
+    engine. It is now refused at the boundary; the rerun-one-by-one isolation is the next test's."""
     answers = _together(batching, ["a red heart", "a blue \ud800 heart", "a green heart", "a yellow heart"])
     assert [r.status_code for r in answers] == [200, 400, 200, 200], [r.text[:200] for r in answers]
     assert answers[1].json()["error"]["param"] == "prompt"

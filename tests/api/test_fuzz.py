@@ -128,6 +128,29 @@ class Bystander:
         self._thread.join(120)
 
 
+# The codes of the server's own failures (5xx), however they travel: a status, an in-band stream error, or a
+# Responses object or image call that failed.
+SERVER_FAULTS = {"server_error", "out_of_memory", "timeout", "server_shutting_down", "engine_unavailable",
+                 "planner_error"}  # fmt: skip
+
+
+def _faults(doc: Any) -> list[str]:
+    """Server-fault codes anywhere in a decoded answer or event (error objects and failed items)."""
+    found: list[str] = []
+    if isinstance(doc, dict):
+        error = doc.get("error")
+        if isinstance(error, dict) and (error.get("code") in SERVER_FAULTS or error.get("type") == "server_error"):
+            found.append(str(error.get("code") or error.get("type")))
+        if doc.get("type") == "error" and doc.get("code") in SERVER_FAULTS:  # a Responses stream's error event
+            found.append(str(doc["code"]))
+        for value in doc.values():
+            found += _faults(value)
+    elif isinstance(doc, list):
+        for value in doc:
+            found += _faults(value)
+    return found
+
+
 def check_answer(r: httpx.Response, what: str) -> None:
     assert r.status_code < 500, f"{what}: {r.status_code} {r.text[:300]}"
     if r.status_code >= 400:
@@ -139,9 +162,13 @@ def check_answer(r: httpx.Response, what: str) -> None:
         assert frames, what
         for f in frames:
             event, data = f.split("\n", 1)
-            assert json.loads(data.removeprefix("data: "))["type"] == event.removeprefix("event: "), what
+            payload = json.loads(data.removeprefix("data: "))
+            assert payload["type"] == event.removeprefix("event: "), what
+            assert not _faults(payload), f"{what}: a server fault inside the stream: {f[:300]}"
     else:
-        assert isinstance(r.json(), dict), what
+        body = r.json()
+        assert isinstance(body, dict), what
+        assert not _faults(body), f"{what}: a server fault inside the answer: {r.text[:300]}"
 
 
 def healthy(server: Server) -> None:

@@ -115,6 +115,7 @@ options = {{ model = "{ckpt}" }}
         assert r.status_code == 503, r.text
         error = r.json()["error"]
         assert error["code"] == "engine_unavailable" and "could not be loaded" in error["message"]
+        assert r.headers["x-should-retry"] == "false"  # it will not load on a retry either
         assert "safetensors" in error["message"]
         assert httpx.get(f"{s.base_url}/ready", timeout=10).status_code == 503
 

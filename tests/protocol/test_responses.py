@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from imageforge.errors import InvalidRequestError
-from imageforge.protocol.responses import InputMessage, ItemReference, parse_create_request, parse_input, parse_tool
+from imageforge.protocol.responses import InputMessage, ItemReference, parse_create_request, parse_input
 
 
 @pytest.mark.parametrize(
@@ -33,20 +33,20 @@ def test_optional_fields_accept_null_and_false() -> None:
 @pytest.mark.parametrize(
     ("tool", "param", "code"),
     [
-        ({"type": "image_generation", "n": 2}, "tools[3].n", "unknown_parameter"),
-        ({"type": "web_search"}, "tools[3].type", "unsupported_parameter"),
-        ("image_generation", "tools[3]", "invalid_type"),
+        ({"type": "image_generation", "n": 2}, "tools[1].n", "unknown_parameter"),
+        ({"type": "web_search"}, "tools[1].type", "unsupported_parameter"),
+        ("image_generation", "tools[1]", "invalid_type"),
         (
             {"type": "image_generation", "input_image_mask": {"url": "x"}},
-            "tools[3].input_image_mask.url",
+            "tools[1].input_image_mask.url",
             "unknown_parameter",
         ),
-        ({"type": "image_generation", "output_compression": 1.5}, "tools[3].output_compression", "invalid_type"),
+        ({"type": "image_generation", "output_compression": 1.5}, "tools[1].output_compression", "invalid_type"),
     ],
 )
 def test_tool_errors(tool: Any, param: str, code: str) -> None:
     with pytest.raises(InvalidRequestError) as e:
-        parse_tool(tool, 3)
+        parse_create_request({"model": "m", "input": "x", "tools": [{"type": "image_generation"}, tool]})
     assert (e.value.param, e.value.code) == (param, code)
 
 

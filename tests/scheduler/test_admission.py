@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from imageforge.params import BatchKey, GenerationParams
-from imageforge.scheduler.admission import Queued, excess_seconds
+from imageforge.scheduler.admission import Queued, Refusal, refusal
 
 A = GenerationParams(prompt="a", width=64, height=64, steps=10, seed=0).batch_key()
 B = GenerationParams(prompt="b", width=128, height=128, steps=10, seed=0).batch_key()
@@ -18,7 +18,14 @@ def linear(key: BatchKey, images: int) -> float:
 
 
 def excess(queued: list[Queued], new: Queued, running_left: float = 0.0, max_images: int = 4) -> float:
-    return excess_seconds(queued, new, running_left=running_left, max_images=max_images, estimate=linear)
+    """How long the new job's own promise is overrun (0 if it is kept and no earlier one breaks)."""
+    found = refuse(queued, new, running_left, max_images)
+    assert found is None or found.own
+    return 0.0 if found is None else found.retry_after
+
+
+def refuse(queued: list[Queued], new: Queued, running_left: float = 0.0, max_images: int = 4) -> Refusal | None:
+    return refusal(queued, new, running_left=running_left, max_images=max_images, estimate=linear)
 
 
 def test_an_idle_engine_admits_a_job_within_its_own_run_time() -> None:
@@ -41,13 +48,18 @@ def test_joining_a_batch_costs_only_the_difference_it_makes() -> None:
     assert excess(waiting, Queued(A, 1, deadline=1.9)) == pytest.approx(0.1)
 
 
-def test_a_job_that_would_make_an_earlier_one_late_is_refused() -> None:
-    # The waiting job was promised 1.6 s: with the new job in its batch (2.0 s) it would be 0.4 s late.
-    waiting = [Queued(A, 1, deadline=1.6)]
-    assert excess(waiting, Queued(A, 1, deadline=10)) == pytest.approx(0.4)
+def test_a_job_that_would_make_an_earlier_one_late_is_refused_until_its_batch_starts() -> None:
+    # The waiting job was promised 1.6 s: with the new job in its batch (2.0 s) it would be 0.4 s late. Waiting
+    # does not help until that batch has started (after the running one, 0.5 s from now): retry then.
+    waiting = [Queued(A, 1, deadline=1.6 + 0.5)]
+    assert refuse(waiting, Queued(A, 1, deadline=10), running_left=0.5) == Refusal(0.5, own=False)
     # A later batch is pushed back by the difference too.
     waiting = [Queued(A, 1, deadline=10), Queued(B, 1, deadline=4.7)]  # A 1.5 s, then B 3 s: ends at 4.5
-    assert excess(waiting, Queued(A, 1, deadline=10)) == pytest.approx(0.3)
+    assert refuse(waiting, Queued(A, 1, deadline=10)) == Refusal(0.0, own=False)
+    # Both: its own promise too short, and an earlier one breaks: the later of the two answers.
+    assert refuse([Queued(A, 1, deadline=2.1)], Queued(A, 1, deadline=2.4), running_left=0.5) == Refusal(
+        pytest.approx(0.5), own=True
+    )
 
 
 def test_a_job_already_late_does_not_refuse_everyone() -> None:

@@ -16,6 +16,7 @@ import pytest
 from imageforge.engines.fake import FakeEngine
 from imageforge.errors import (
     EngineError,
+    EngineUnavailableError,
     GenerationCancelled,
     GenerationTimeout,
     InvalidRequestError,
@@ -227,6 +228,59 @@ def test_out_of_memory_is_retried_once_at_half_batch(gate: threading.Event) -> N
     with pytest.raises(OutOfMemoryError, match="ran out of memory generating 3 image"):
         asyncio.run(worker.generate(params("big", n=3), threading.Event()))
     assert len(asyncio.run(worker.generate(params("small"), threading.Event())).images) == 1
+    worker.close()
+
+
+def test_a_failure_after_an_out_of_memory_split_still_fails_only_its_own_job(gate: threading.Event) -> None:
+    engine = FakeEngine(oom_above=2, fail_on="boom")
+    worker = make_worker(engine)
+    holder = block_first_call(worker, gate)
+    results = asyncio.run(run_queued(worker, gate, [params("fine 1"), params("boom"), params("fine 2"),
+                                                    params("fine 3")]))  # fmt: skip
+    holder.join()
+    assert isinstance(results[1], EngineError)
+    assert not any(isinstance(r, Exception) for r in (results[0], results[2], results[3])), results
+    # 4 -> out of memory; halves [fine 1, boom] (fails) and [fine 2, fine 3]; the failed half one by one.
+    assert [[p.prompt for p in c] for c in engine.calls] == [
+        ["fine 1", "boom", "fine 2", "fine 3"], ["fine 1", "boom"], ["fine 1"], ["boom"], ["fine 2", "fine 3"],
+    ]  # fmt: skip
+    worker.close()
+
+
+def test_abort_ends_the_jobs_of_a_failed_batch_still_waiting_to_run_again(gate: threading.Event) -> None:
+    engine = FakeEngine(fail_on="boom", fail_after_steps=10, step_delay=0.05)  # "boom" alone: 0.5 s to fail
+    worker = make_worker(engine)
+    holder = block_first_call(worker, gate)
+
+    async def scenario() -> list[object]:
+        task = asyncio.gather(*(worker.generate(params(p, steps=20), threading.Event())
+                                for p in ("boom", "fine 1", "fine 2")), return_exceptions=True)  # fmt: skip
+        while len(worker._waiting) < 3:
+            await asyncio.sleep(0.01)
+        gate.set()
+        while len(engine.calls) < 2:  # the batch failed; "boom" now runs alone, the others are pending
+            await asyncio.sleep(0.01)
+        worker.abort("the drain timeout passed")
+        return list(await task)
+
+    results = asyncio.run(scenario())
+    holder.join()
+    assert all(isinstance(r, ShuttingDownError) for r in results[1:]), results
+    assert [[p.prompt for p in c] for c in engine.calls] == [["boom", "fine 1", "fine 2"], ["boom"]]
+    worker.close()
+
+
+def test_a_model_that_could_not_load_is_refused_at_admission() -> None:
+    class Broken(FakeEngine):
+        def load(self) -> None:
+            raise OSError("no such checkpoint")
+
+    worker = make_worker(Broken())
+    worker.start()
+    while not worker.state().startswith("failed"):
+        threading.Event().wait(0.01)
+    with pytest.raises(EngineUnavailableError, match="no such checkpoint"):
+        worker.admit(params("x"))
     worker.close()
 
 

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imageforge.errors import ImageForgeError, RateLimitError
+from imageforge.errors import EngineUnavailableError, ImageForgeError, RateLimitError
 from imageforge.protocol.errors import ErrorBody, ErrorResponse
 
 __all__ = ["error_response", "install_error_handlers"]
@@ -52,6 +52,8 @@ def error_response(
 
 def from_exception(exc: ImageForgeError) -> JSONResponse:
     resp = error_response(exc.status, exc.message, exc.type, exc.param, exc.code, exc.extra)
+    if isinstance(exc, EngineUnavailableError):  # a model that did not load will not load on a retry either
+        resp.headers["x-should-retry"] = "false"
     if isinstance(exc, RateLimitError):
         # The SDKs read retry-after-ms first, then retry-after (whole seconds, rounded up).
         resp.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))

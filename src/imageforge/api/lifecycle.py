@@ -17,6 +17,7 @@ without waiting for anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -74,7 +75,8 @@ class DrainMiddleware:
         except asyncio.CancelledError:
             if self.drain.draining and not started:  # cut by the shutdown: still OpenAI's envelope, not a bare 500
                 err = ShuttingDownError("The server shut down before this request finished; retry it.")
-                await from_exception(err)(scope, receive, send)
+                with contextlib.suppress(Exception):  # the client may be gone too; the cancellation goes on
+                    await from_exception(err)(scope, receive, send)
             raise
         finally:
             self.drain.in_flight -= 1

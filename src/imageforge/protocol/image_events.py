@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from imageforge.protocol.errors import ErrorBody
 from imageforge.protocol.images import Usage
 
-__all__ = ["ImageGenCompletedEvent", "ImageGenPartialImageEvent", "ImageStreamEvent", "StreamErrorEvent"]
+__all__ = ["ImageGenCompletedEvent", "ImageGenPartialImageEvent", "StreamErrorEvent"]
 
 
 class ImageGenPartialImageEvent(BaseModel):
@@ -46,6 +46,3 @@ class StreamErrorEvent(BaseModel):
 
     type: Literal["error"] = "error"
     error: ErrorBody
-
-
-ImageStreamEvent = ImageGenPartialImageEvent | ImageGenCompletedEvent | StreamErrorEvent

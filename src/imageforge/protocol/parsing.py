@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from imageforge.errors import InvalidRequestError, UnknownParameterError
+from imageforge.protocol.jsonbody import json_path
 
 __all__ = ["json_type", "raise_validation_error"]
 
@@ -62,9 +63,7 @@ def _names(loc: tuple[int | str, ...]) -> list[int | str]:
 
 
 def _param(loc: tuple[int | str, ...], prefix: str) -> str:
-    path = ""
-    for p in _names(loc):
-        path += f"[{p}]" if isinstance(p, int) else (f".{p}" if path else p)
+    path = json_path(tuple(_names(loc)))
     return f"{prefix}.{path}" if prefix and path else (prefix or path)
 
 

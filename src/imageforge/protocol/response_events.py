@@ -7,7 +7,7 @@ counting from 0 on ``response.created``. Names copy the SDK's.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel
 
@@ -155,21 +155,5 @@ ResponseEvent = (
     | ResponseTextDoneEvent
 )
 
-# Every event a Responses stream can carry, in the order they are documented (the served schema's union).
-RESPONSE_STREAM_EVENTS: tuple[type[BaseModel], ...] = (
-    ResponseCreatedEvent,
-    ResponseInProgressEvent,
-    ResponseOutputItemAddedEvent,
-    ResponseImageGenCallInProgressEvent,
-    ResponseImageGenCallGeneratingEvent,
-    ResponseImageGenCallPartialImageEvent,
-    ResponseImageGenCallCompletedEvent,
-    ResponseOutputItemDoneEvent,
-    ResponseContentPartAddedEvent,
-    ResponseTextDeltaEvent,
-    ResponseTextDoneEvent,
-    ResponseContentPartDoneEvent,
-    ResponseCompletedEvent,
-    ResponseFailedEvent,
-    ResponseErrorEvent,
-)
+# Every event a Responses stream can carry (the served schema's union).
+RESPONSE_STREAM_EVENTS: tuple[type[BaseModel], ...] = (*get_args(ResponseEvent), ResponseErrorEvent)

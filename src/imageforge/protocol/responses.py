@@ -27,7 +27,6 @@ from pydantic import (
     StrictStr,
     StringConstraints,
     Tag,
-    TypeAdapter,
     ValidationError,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -58,7 +57,6 @@ __all__ = [
     "ResponseUsage",
     "parse_create_request",
     "parse_input",
-    "parse_tool",
 ]
 
 MAX_STRING = 1_048_576  # OpenAI's limit on one string of a request (code string_above_max_length)
@@ -288,7 +286,6 @@ _UNSUPPORTED = {
     "top_logprobs": "log probabilities are not available",
     "prompt_cache_retention": "prompt caching is not available",
 }
-_TOOL = TypeAdapter(ToolParam)
 
 
 def parse_create_request(fields: Mapping[str, Any]) -> ResponseCreateRequest:
@@ -318,16 +315,6 @@ def _served_tool(tool: ImageGenerationTool | _Unserved, where: str) -> ImageGene
             param=f"{where}.type",
         )
     return tool
-
-
-def parse_tool(value: Any, index: int) -> ImageGenerationTool:
-    """One ``tools[index]`` on its own (the request parser checks them all the same way)."""
-    where = f"tools[{index}]"
-    try:
-        tool = _TOOL.validate_python(value)
-    except ValidationError as exc:
-        raise_validation_error(exc, where)
-    return _served_tool(tool, where)
 
 
 # --- input items, as the services read them (reference §4.6) -----------------------------------------------------

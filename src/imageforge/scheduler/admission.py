@@ -15,8 +15,9 @@ within its current run time (a job is never refused by an idle engine). A new jo
 The batches are simulated as the worker will form them: oldest first, each job into the first compatible batch
 with room for its images (what ``batching.take_batch`` yields, call after call). Run times come from the
 engine's measured costs (``cost.py``); a batch of a shape the engine has never run counts as no time (it is
-measured by its first run). When the job cannot be admitted, the answer is how many seconds of work must drain
-first, which is what ``Retry-After`` tells the client.
+measured by its first run). When the job cannot be admitted, the answer says when to ask again, which is what
+``Retry-After`` tells the client: once enough work has drained for its own promise, or, when it would break an
+earlier one, once the batch it would join has started.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 from imageforge.params import BatchKey
 
-__all__ = ["Queued", "excess_seconds"]
+__all__ = ["Queued", "Refusal", "refusal"]
 
 Estimate = Callable[[BatchKey, int], float | None]
 
@@ -62,17 +63,26 @@ def _batches(queued: Sequence[Queued], max_images: int) -> list[_Batch]:
     return batches
 
 
-def excess_seconds(
+@dataclass(frozen=True)
+class Refusal:
+    """Why a job is not admitted now, and when to ask again: ``own`` when its own promise cannot be kept (the
+    queue must drain by ``retry_after`` seconds of work), else an earlier job's promise would break (nothing
+    changes until the batch it would join has started, ``retry_after`` seconds from now)."""
+
+    retry_after: float
+    own: bool
+
+
+def refusal(
     queued: Sequence[Queued],
     new: Queued,
     *,
     running_left: float,
     max_images: int,
     estimate: Estimate,
-) -> float:
-    """``0.0`` if ``new`` (whose ``deadline`` is its own promise) can be admitted behind ``queued`` (oldest first)
-    while the running batch has ``running_left`` seconds to go; otherwise the seconds of work that must drain
-    before it could be."""
+) -> Refusal | None:
+    """``None`` if ``new`` (whose ``deadline`` is its own promise) can be admitted behind ``queued`` (oldest
+    first) while the running batch has ``running_left`` seconds to go; otherwise why not and when to retry."""
     assert new.deadline is not None
 
     def seconds(key: BatchKey, images: int) -> float:
@@ -87,13 +97,16 @@ def excess_seconds(
             break
         clock += seconds(batch.key, batch.images)
     if joined is None:  # a batch of its own, after all the others
-        return max(0.0, clock + seconds(new.key, new.images) - new.deadline)
+        excess = clock + seconds(new.key, new.images) - new.deadline
+        return Refusal(excess, own=True) if excess > 0 else None
     target = batches[joined]
+    starts = clock  # when the batch it joins starts
     delta = seconds(target.key, target.images + new.images) - seconds(target.key, target.images)
-    excess = max(0.0, clock + seconds(target.key, target.images + new.images) - new.deadline)
+    own = clock + seconds(target.key, target.images + new.images) - new.deadline
+    breaks = False
     for batch in batches[joined:]:
         clock += seconds(batch.key, batch.images)  # when it finishes without the new job
-        for job in batch.jobs:
-            if job.deadline is not None and clock <= job.deadline:
-                excess = max(excess, clock + delta - job.deadline)
-    return excess
+        breaks |= any(j.deadline is not None and clock <= j.deadline < clock + delta for j in batch.jobs)
+    if own > 0:
+        return Refusal(max(own, starts if breaks else 0.0), own=True)
+    return Refusal(starts, own=False) if breaks else None

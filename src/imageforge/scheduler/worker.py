@@ -56,7 +56,7 @@ from imageforge.params import (
     StepCallback,
     StepPreview,
 )
-from imageforge.scheduler.admission import Queued, excess_seconds
+from imageforge.scheduler.admission import Queued, refusal
 from imageforge.scheduler.batching import batch_images, take_batch
 from imageforge.scheduler.cost import CostModel
 from imageforge.scheduler.faults import free_memory, is_out_of_memory
@@ -69,6 +69,7 @@ T = TypeVar("T")
 # patches torch's module construction globally, so an engine built on another thread meanwhile gets meta tensors.
 _LOAD_LOCK = threading.Lock()
 WATCH_INTERVAL_S = 0.1  # how often a waiting request checks its cancel flag and deadline
+MIN_RETRY_S = 0.01  # the shortest Retry-After a time refusal gives (the batch it would join is about to start)
 # Without max_queue_seconds, a request may wait a quarter of its run time on an idle engine. Not half: on a machine
 # whose cores the server's own encoding, moderation and HTTP work share with the engine, a loaded engine runs
 # 10-15 % slower than an idle one, and a quarter is what keeps the admitted p99 within 1.5x of the unloaded p99
@@ -133,6 +134,10 @@ class EngineWorker:
         self._cond = threading.Condition()
         self._waiting: list[Job] = []
         self._running: list[Job] = []
+        # Jobs of a failed batch still waiting for their turn to run again (alone, or as a half after OOM): not in
+        # the queue, not running, but admission must count them and abort must end them.
+        self._pending: list[Job] = []
+        self._settle_lock = threading.Lock()  # the engine thread and abort() may settle the same job
         self._calls: list[tuple[Callable[[], object], Future[object]]] = []
         self._closing = False
         self._started = False
@@ -187,7 +192,7 @@ class EngineWorker:
         """Fail every waiting and running job now with :class:`ShuttingDownError` (the drain's time is up); the
         engine stops at its next step, since all its jobs are cancelled. New jobs are still accepted."""
         with self._cond:
-            for job in (*self._waiting, *self._running):
+            for job in (*self._waiting, *self._running, *self._pending):
                 job.cancel.set()
                 self._settle(job, exc=ShuttingDownError(message))
             self._waiting.clear()
@@ -209,8 +214,10 @@ class EngineWorker:
         return int(min(60, max(1, math.ceil(self._batch_seconds))))
 
     def admit(self, params: GenerationParams | None = None) -> None:
-        """Raise if a job with ``params`` (or, without them, any job) would not be accepted now; ``submit`` checks
-        again, atomically."""
+        """Raise if a job with ``params`` (or, without them, any job) would not be accepted now: one the engine
+        cannot run, or one the queue has no time for; ``submit`` checks again, atomically."""
+        if params is not None:
+            check_batch([params], self.engine.capabilities)
         with self._cond:
             self._admission(params)
 
@@ -219,6 +226,8 @@ class EngineWorker:
         the engine's costs are unknown: then only the count bound applies). Called under ``_cond``."""
         if self._closing:
             raise ShuttingDownError("The server is shutting down; retry on another instance.")
+        if self._load_error is not None:
+            raise self._unavailable()
         waiting = len(self._waiting)
         if waiting >= self.queue_limit:
             retry = self.retry_after()
@@ -245,28 +254,44 @@ class EngineWorker:
         promise = max(own, unloaded + budget)
         queued = [Queued(j.key, j.params.n, None if j.deadline is None else j.deadline - now) for j in self._waiting]
         left = self._running_left(now)
-        excess = excess_seconds(queued, Queued(key, params.n, promise), running_left=left,
-                                max_images=self.max_images, estimate=self.cost.estimate)  # fmt: skip
-        if excess > 0:
+        refused = refusal(queued, Queued(key, params.n, promise), running_left=left, max_images=self.max_images,
+                          estimate=self.cost.estimate)  # fmt: skip
+        if refused is not None:
             self.metrics.rate_limited.labels("queue_time").inc()
-            reset = reset_duration(excess)
+            wait = max(MIN_RETRY_S, refused.retry_after)
+            reset = reset_duration(wait)
+            why = (f"would keep this request waiting longer than its budget of {budget:.2f} s (it takes about "
+                   f"{unloaded:.2f} s itself)" if refused.own else
+                   "has no room for this request without delaying requests admitted before it")  # fmt: skip
             raise QueueFullError(
-                f"The server is busy: the work queued for this model would keep this request waiting longer than "
-                f"its budget of {budget:.2f} s (it takes about {unloaded:.2f} s itself). Retry after {reset}.",
-                retry_after=excess,
+                f"The server is busy: the work queued for this model {why}. Retry after {reset}.",
+                retry_after=wait,
                 headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": reset},
             )
         return now + promise
 
     def _running_left(self, now: float) -> float:
-        """Seconds the running batch still needs: from its progress once a step is done (its real speed now),
-        else from its estimate (0 for a shape never run)."""
-        if not self._running:
-            return 0.0
-        step, total = self._step, self._total_steps
-        if step > 0 and total > step:
-            return (now - self._running_since) / step * (total - step)
-        return max(0.0, self._running_until - now)
+        """Seconds the running batch still needs — from its progress once a step is done (its real speed now),
+        else from its estimate (0 for a shape never run) — plus those of a failed batch's jobs waiting to run
+        again."""
+        left = 0.0
+        if self._running:
+            step, total = self._step, self._total_steps
+            if step > 0 and total > step:
+                left = (now - self._running_since) / step * (total - step)
+            else:
+                left = max(0.0, self._running_until - now)
+        for job in self._pending:
+            left += self.cost.estimate(job.key, job.params.n) or 0.0
+        return left
+
+    def _start_running(self, batch: list[Job]) -> None:
+        """Record the batch about to run (under ``_cond``): what admission's clock reads."""
+        self._running = batch
+        self._running_since = time.monotonic()
+        key, images = batch[0].key, sum(j.params.n for j in batch)
+        self._running_until = self._running_since + (self.cost.estimate(key, images) or 0.0)
+        self._step = self._total_steps = 0
 
     def submit(
         self, params: GenerationParams, cancel: threading.Event, on_step: StepCallback | None = None, model: str = ""
@@ -393,10 +418,7 @@ class EngineWorker:
     def _fail_forever(self) -> None:
         """A model that could not be loaded answers every job with the reason, as a 503 (until the server
         stops)."""
-        exc = self._load_error
-        reason = exc.message if isinstance(exc, ImageForgeError) else f"{type(exc).__name__}: {exc}"
-        # 503, not 500: the server is up but cannot serve this model (a configuration to fix, not a request's fault).
-        err = EngineUnavailableError(f"The model served by engine {self.name} could not be loaded: {reason}")
+        err = self._unavailable()
         while True:
             with self._cond:
                 while not self._waiting and not self._calls and not self._closing:
@@ -410,6 +432,12 @@ class EngineWorker:
                     break
             for fn, done in calls:
                 self._call(fn, done)
+
+    def _unavailable(self) -> EngineUnavailableError:
+        # 503, not 500: the server is up but cannot serve this model (a configuration to fix, not a request's fault).
+        exc = self._load_error
+        reason = exc.message if isinstance(exc, ImageForgeError) else f"{type(exc).__name__}: {exc}"
+        return EngineUnavailableError(f"The model served by engine {self.name} could not be loaded: {reason}")
 
     def _next_batch(self) -> list[Job] | None:
         """Block until there is work; ``None`` when closing. Maintenance calls run first (and yield ``[]``)."""
@@ -441,7 +469,7 @@ class EngineWorker:
                 batch = [self._waiting[i] for i in chosen]
                 for i in reversed(chosen):
                     del self._waiting[i]
-                self._running = batch
+                self._start_running(batch)
                 self.metrics.queue_depth.labels(self.name).set(len(self._waiting))
                 return batch
         for fn, done in calls:
@@ -466,13 +494,12 @@ class EngineWorker:
         except BaseException as exc:  # handed to the caller, who re-raises it
             done.set_exception(exc)
 
-    def _run(self, batch: list[Job], retried: bool = False) -> None:
+    def _run(self, batch: list[Job], retried: bool = False, alone: bool = False) -> None:
+        """Run one batch. ``retried``: it is a half of a batch that ran out of memory (no second split);
+        ``alone``: a job of a failed batch run by itself (nothing left to isolate)."""
         key, images = batch[0].key, sum(j.params.n for j in batch)
         with self._cond:
-            self._running = batch
-            self._running_since = time.monotonic()
-            self._running_until = self._running_since + (self.cost.estimate(key, images) or 0.0)
-            self._step = self._total_steps = 0
+            self._start_running(batch)
         now = time.monotonic()
         for job in batch:
             if job.started is None:
@@ -500,7 +527,7 @@ class EngineWorker:
         except Exception as exc:
             if is_out_of_memory(exc):
                 oom = True  # retried below, outside this block: the traceback pins the failed call's tensors
-            elif len(batch) > 1 and not retried:
+            elif len(batch) > 1 and not alone:
                 log.warning("engine %s failed on a batch of %d jobs (%s: %s); running them one by one", self.name,
                             len(batch), type(exc).__name__, exc)  # fmt: skip
                 isolate = True
@@ -525,9 +552,27 @@ class EngineWorker:
             self._out_of_memory(batch, retried)
         elif isolate:
             self.metrics.isolation_retries.labels(self.name).inc()
-            for job in batch:
-                if not job.settled:
-                    self._run([job], retried=True)
+            self._run_in_parts([[job] for job in batch], retried=True, alone=True)
+
+    def _run_in_parts(self, parts: list[list[Job]], *, retried: bool, alone: bool) -> None:
+        """Run a failed batch again as ``parts``, one after another; the parts still to come are pending (counted
+        by admission, ended by abort), and a job cancelled or settled meanwhile is not run."""
+        mine = [j for part in parts for j in part]
+        with self._cond:
+            self._pending += mine  # a half that fails again nests its own parts in here
+        try:
+            for part in parts:
+                with self._cond:
+                    self._pending = [j for j in self._pending if j not in part]
+                for job in part:
+                    if job.cancel.is_set():
+                        self._settle(job, exc=self._cancel_error(job, 0))
+                live = [j for j in part if not j.settled]
+                if live:
+                    self._run(live, retried=retried, alone=alone)
+        finally:
+            with self._cond:
+                self._pending = [j for j in self._pending if j not in mine]
 
     def _on_step(self, batch: list[Job], st: StepPreview) -> None:
         """After every denoising step: settle jobs cancelled meanwhile, and pass previews to the others."""
@@ -556,10 +601,7 @@ class EngineWorker:
             log.warning("engine %s ran out of memory on %d jobs; retrying as two halves", self.name, len(batch))
             self.metrics.oom_retries.labels(self.name).inc()
             half = len(batch) // 2
-            for part in (batch[:half], batch[half:]):
-                live = [j for j in part if not j.settled]
-                if live:
-                    self._run(live, retried=True)
+            self._run_in_parts([batch[:half], batch[half:]], retried=True, alone=False)
             return
         images = sum(j.params.n for j in batch)
         log.error("engine %s ran out of memory on %d image(s)", self.name, images)
@@ -587,9 +629,10 @@ class EngineWorker:
         return GenerationCancelled(f"The request was cancelled after {step} step(s).")
 
     def _settle(self, job: Job, result: GenerationResult | None = None, exc: ImageForgeError | None = None) -> None:
-        if job.settled:
-            return
-        job.settled = True
+        with self._settle_lock:
+            if job.settled:
+                return
+            job.settled = True
         job.finished = time.monotonic()
         if exc is None:
             outcome = "ok"

@@ -2,7 +2,8 @@
 
 1. :meth:`ResponsesService.prepare` checks everything a request can be refused for before anything is stored or
    streamed, so those problems are plain JSON 400s: fields, tools, input items and their images,
-   ``previous_response_id``, the conversation's length (:data:`MAX_INPUT_TOKENS`, gpt-5's input limit), an
+   ``previous_response_id``, the conversation's length (``responses_max_input_tokens``, by default gpt-5's
+   input limit, counted as usage is), an
    edit's image and mask. The built-in planner is deterministic, so it plans here too and the image request
    it would make (the prompt it writes from the input included) is resolved before the first byte; a remote
    planner is asked after the stream has started, and what it writes is checked then.
@@ -98,7 +99,6 @@ _TOOL_DEFAULTS = {
     "background": "auto", "partial_images": 0, "action": "auto",
 }  # fmt: skip
 _METADATA_LIMITS = (16, 64, 512)  # pairs, key length, value length (OpenAI's)
-MAX_INPUT_TOKENS = 272_000  # gpt-5's input limit (its 400k context less 128k of output), counted as usage counts
 FinishedStatus = Literal["completed", "generating"]
 
 
@@ -141,7 +141,7 @@ class ResponsesService:
         *,
         default_image_model: str,
         finished_status: FinishedStatus = "completed",
-        max_input_tokens: int = MAX_INPUT_TOKENS,
+        max_input_tokens: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalogue = catalogue
@@ -404,9 +404,9 @@ class ResponsesService:
             cancel.set()
             self._cancelled(p, response, output)
             raise
-        except Exception as exc:  # a bug: the response still ends failed (and stored so), never in_progress
+        except Exception:  # a bug: the response still ends failed (and stored so), never in_progress
             log.exception("[%s] response failed on an unexpected error", p.request_id)
-            failures.append(ImageForgeError(f"The server had an error while processing your request: {exc!r}"))
+            failures.append(ImageForgeError(f"The server had an error while processing your request ({p.request_id})."))
 
         response.output = output
         response.completed_at = int(self.clock())
