@@ -5,24 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from imageforge.api.app import build_state
 from imageforge.api.state import AppState
-from imageforge.config import Catalogue, ModelEntry, Settings
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[AppState]:
-    catalogue = Catalogue({"gpt-image-1": ModelEntry(engine="fake", profile="gpt-image-1")})
-    s = build_state(Settings(data_dir=tmp_path, moderation_output=False, warmup=False), catalogue)
-    yield s
-    s.engines.close()
-    s.images.encoder.close()
 
 
 def test_a_failing_metrics_backend_does_not_fail_the_request(

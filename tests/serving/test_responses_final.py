@@ -7,29 +7,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from imageforge.api.app import build_state
 from imageforge.api.state import AppState
-from imageforge.config import Catalogue, ModelEntry, Settings
 from imageforge.errors import ImageForgeError
 from imageforge.protocol.response_events import ResponseCompletedEvent, ResponseFailedEvent
 from imageforge.serving.responses import ResponsesService
 
 BODY = {"model": "gpt-5", "input": "Draw a red heart", "tools": [{"type": "image_generation", "quality": "low"}]}
-
-
-@pytest.fixture
-def state(tmp_path: Path) -> Iterator[AppState]:
-    catalogue = Catalogue({"gpt-image-1": ModelEntry(engine="fake", profile="gpt-image-1")})
-    s = build_state(Settings(data_dir=tmp_path, moderation_output=False, warmup=False), catalogue)
-    yield s
-    s.engines.close()
-    s.images.encoder.close()
 
 
 async def _run(service: ResponsesService, stream: bool, fault: Any) -> tuple[str, list[str], BaseException | None]:
