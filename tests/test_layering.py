@@ -17,6 +17,7 @@ FORBIDDEN = {
     "errors.py": ("imageforge.", "fastapi", "torch", "PIL"),
     "profiles.py": ("imageforge.engines", "imageforge.api", "torch", "PIL", "fastapi"),
     "validation.py": ("imageforge.engines", "imageforge.api", "imageforge.serving", "torch", "fastapi"),
+    "validation_edits.py": ("imageforge.engines", "imageforge.api", "imageforge.serving", "torch", "fastapi", "PIL"),
     "protocol": ("imageforge.engines", "imageforge.api", "imageforge.serving", "fastapi", "starlette", "torch", "PIL"),
     "serving": ("imageforge.api", "fastapi", "starlette", "torch", "PIL"),
     "storage": ("imageforge.engines", "imageforge.api", "fastapi", "starlette", "torch", "PIL"),

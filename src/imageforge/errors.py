@@ -33,6 +33,7 @@ and the CLI prints them. Nothing below the API layer raises an HTTP exception.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 __all__ = [
     "AuthenticationError",
@@ -45,6 +46,7 @@ __all__ = [
     "ImageForgeError",
     "InvalidImageError",
     "InvalidRequestError",
+    "LimitState",
     "ModelNotFoundError",
     "ModerationBlockedError",
     "NotFoundError",
@@ -140,21 +142,31 @@ class RequestTooLargeError(ImageForgeError):
     code = "request_too_large"
 
 
+@dataclass(frozen=True)
+class LimitState:
+    """Where one limit stands for a caller: what the API layer writes as ``x-ratelimit-*`` headers."""
+
+    kind: str  # "requests" or "images"
+    limit: int | None  # per window; None where the limit is not a count (a refusal by queue time)
+    remaining: int
+    reset_seconds: float
+
+
 class RateLimitError(ImageForgeError):
     """429 in OpenAI's shape (reference §5.5): the client should retry after ``retry_after`` seconds.
 
-    ``headers`` are the ``x-ratelimit-*`` headers of the limit that was hit (plain integers and durations like
-    ``6m0s``, as OpenAI sends them); the API layer adds ``Retry-After`` from ``retry_after``.
+    ``limits`` are the limits that were hit; the API layer writes them as ``x-ratelimit-*`` headers (plain
+    integers and durations like ``6m0s``, as OpenAI sends them) and ``Retry-After`` from ``retry_after``.
     """
 
     status = 429
     type = "requests"
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after: float, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float, limits: tuple[LimitState, ...] = ()) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-        self.headers = dict(headers or {})
+        self.limits = limits
 
 
 def reset_duration(seconds: float) -> str:

@@ -49,6 +49,10 @@ class GenerationParams:
 
     Image ``i`` of the request is drawn with its own generator seeded ``seed + i``, so a request gives the same
     images whether it runs alone or batched with others.
+
+    ``reference_images`` are an edit's further input images (after the first, which is ``init_image``): RGBA
+    images of what to draw, for engines that condition on reference images (``EngineCapabilities.input_images``
+    says how many an engine takes; the embedded model uses them in place of the ones it would retrieve).
     """
 
     prompt: str
@@ -63,6 +67,7 @@ class GenerationParams:
     # Image-to-image and inpainting. ``mask`` is mode "L" at the init image's size: 255 = repaint, 0 = keep.
     init_image: Image | None = field(default=None, compare=False)
     mask: Image | None = field(default=None, compare=False)
+    reference_images: tuple[Image, ...] = field(default=(), compare=False)  # only with an init_image
     strength: float = 1.0  # share of the noise schedule re-run over the init image (img2img/inpaint)
     request_id: str = ""
 
@@ -72,6 +77,9 @@ class GenerationParams:
             raise ValueError(f"invalid GenerationParams: {self.width}x{self.height}, n={self.n}, steps={self.steps}")
         if self.mask is not None and self.init_image is None:
             raise ValueError("a mask needs an init_image")
+        object.__setattr__(self, "reference_images", tuple(self.reference_images))  # a list is taken too
+        if self.reference_images and self.init_image is None:
+            raise ValueError("reference_images need an init_image (they are an edit's further input images)")
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
         if self.init_image is not None and int(self.steps * self.strength) < 1:
@@ -150,3 +158,7 @@ class EngineCapabilities:
     # The engine accepts ``request_cancelled`` in ``generate`` and stops computing a cancelled request's images at
     # the next step boundary (the others go on undisturbed); the request's result then has ``images=()``.
     drops_requests: bool = False
+    # How many input images an edit may give: the first is the image edited (``GenerationParams.init_image``); an
+    # engine that uses more (as references, ``GenerationParams.reference_images``) says so. More are refused with
+    # a 400 naming this limit, never dropped.
+    input_images: int = 1

@@ -45,7 +45,11 @@ class Profile:
     returns_usage: bool = True
     returns_revised_prompt: bool = False
     gpt: bool = True
-    input_fidelity: bool = True  # edits take `input_fidelity` (not gpt-image-2: OpenAI answers 400, reference §4.1)
+    # The `input_fidelity` values edits take: none on gpt-image-2 (OpenAI answers 400, reference §4.1) and DALL·E,
+    # only "low" on gpt-image-1-mini (reference §3.2).
+    input_fidelity: tuple[str, ...] = ("high", "low")
+    edits: bool = True  # served by /v1/images/edits (dall-e-3 is not an edit model)
+    variations: bool = False  # served by /v1/images/variations (dall-e-2 only)
 
     def engine_quality(self, quality: str) -> str:
         return dict(self.quality_map)[quality]
@@ -54,7 +58,9 @@ class Profile:
 _GPT_QUALITY = (("low", "low"), ("medium", "medium"), ("high", "high"))
 
 
-def _gpt(name: str, custom: CustomSizeRule | None = None, *, input_fidelity: bool = True) -> Profile:
+def _gpt(
+    name: str, custom: CustomSizeRule | None = None, *, input_fidelity: tuple[str, ...] = ("high", "low")
+) -> Profile:
     return Profile(
         name=name,
         prompt_max_chars=32000,
@@ -91,6 +97,8 @@ PROFILES: dict[str, Profile] = {
         default_response_format="url",
         returns_usage=False,
         gpt=False,
+        input_fidelity=(),
+        variations=True,
     ),
     "dall-e-3": Profile(
         name="dall-e-3",
@@ -107,11 +115,13 @@ PROFILES: dict[str, Profile] = {
         returns_usage=False,
         returns_revised_prompt=True,
         gpt=False,
+        input_fidelity=(),
+        edits=False,
     ),
     "gpt-image-1": _gpt("gpt-image-1"),
-    "gpt-image-1-mini": _gpt("gpt-image-1-mini"),
+    "gpt-image-1-mini": _gpt("gpt-image-1-mini", input_fidelity=("low",)),
     "gpt-image-1.5": _gpt("gpt-image-1.5"),
-    "gpt-image-2": _gpt("gpt-image-2", _GPT2_SIZES, input_fidelity=False),
+    "gpt-image-2": _gpt("gpt-image-2", _GPT2_SIZES, input_fidelity=()),
     "imageforge": Profile(
         name="imageforge",
         prompt_max_chars=32000,

@@ -19,7 +19,7 @@ from imageforge.params import Background, EngineCapabilities, GenerationParams
 from imageforge.profiles import Profile
 from imageforge.protocol.images import ImageGenerateRequest, parse_request
 
-__all__ = ["HANDLED_FIELDS", "ResolvedRequest", "choose_model", "parse_size", "resolve"]
+__all__ = ["HANDLED_FIELDS", "Moderation", "Quality", "ResolvedRequest", "choose_model", "parse_size", "resolve"]
 
 HANDLED_FIELDS = frozenset(ImageGenerateRequest.model_fields)
 # Parameters whose presence makes an omitted model a GPT image model (reference §1.4).
@@ -40,6 +40,10 @@ STYLE_SUFFIXES = {
 }
 
 
+Quality = Literal["low", "medium", "high", "standard", "hd"]
+Moderation = Literal["low", "auto"]
+
+
 @dataclass(frozen=True)
 class ResolvedRequest:
     """A validated request: what to generate, and how to deliver it, with every ``auto`` decided."""
@@ -47,16 +51,17 @@ class ResolvedRequest:
     model: str
     profile: Profile
     params: GenerationParams
-    quality: str  # the API's resolved quality ("low"/"medium"/"high", or "standard"/"hd" for DALL·E)
+    quality: Quality  # the API's resolved quality (never "auto")
     size: str  # "WxH", never "auto"
     output_format: OutputFormat
     output_compression: int | None
     response_format: Literal["url", "b64_json"]
-    moderation: str | None = None  # "auto"/"low" on GPT profiles; None where the model has no moderation setting
+    moderation: Moderation | None = None  # GPT profiles; None where the model has no moderation setting
     style: str | None = None  # dall-e-3: "vivid"/"natural"
     end_user: str | None = None  # safety_identifier, else user: recorded with the request in the logs
     partial_images: int = 0
     stream: bool = False
+    safety_identifier: str | None = None  # as given (echoed in responses)
 
 
 def choose_model(fields: Mapping[str, Any], default_gpt_model: str = "gpt-image-1") -> str:
@@ -134,16 +139,17 @@ def _check_model_params(req: ImageGenerateRequest, model: str, profile: Profile)
 
 
 def resolve(
-    fields: Mapping[str, Any],
+    fields: ImageGenerateRequest | Mapping[str, Any],
     catalogue: Catalogue,
     caps: EngineCapabilities | Callable[[str], EngineCapabilities],
     *,
     seed: int | None = None,
     default_gpt_model: str = "gpt-image-1",
     request_id: str = "",
+    allow_empty_prompt: bool = False,
 ) -> ResolvedRequest:
     # 1. Names and JSON types, then the model, its profile, and which optional parameters it takes.
-    req = parse_request(fields)
+    req = fields if isinstance(fields, ImageGenerateRequest) else parse_request(fields)
     model = choose_model(req.model_dump(exclude_none=True), default_gpt_model)
     if model not in catalogue.models and model.startswith(_NOT_YET_MODELS):
         raise InvalidRequestError(
@@ -156,7 +162,7 @@ def resolve(
 
     # 2. Prompt and n.
     prompt = req.prompt
-    if not prompt.strip():
+    if not prompt.strip() and not allow_empty_prompt:
         raise InvalidRequestError("'prompt' must not be empty.", param="prompt", code="invalid_value")
     if len(prompt) > profile.prompt_max_chars:
         raise InvalidRequestError(
@@ -249,14 +255,15 @@ def resolve(
         model=model,
         profile=profile,
         params=params,
-        quality=quality,
+        quality=cast(Quality, quality),
         size=f"{width}x{height}",
         output_format=cast(OutputFormat, output_format),
         output_compression=compression,
         response_format=cast(Literal["url", "b64_json"], response_format),
-        moderation=moderation,
+        moderation=cast(Moderation | None, moderation),
         style=style,
         end_user=end_user,
         partial_images=partial_images,
         stream=bool(req.stream),
+        safety_identifier=req.safety_identifier or None,
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from imageforge.api.sse import KEEPALIVE_FRAME, sse_frames
 from imageforge.errors import EngineError
+from imageforge.serving.pipeline import KeepAlive
 
 
 class _Event(BaseModel):
@@ -17,9 +18,9 @@ class _Event(BaseModel):
     b64_json: str = "AAAA"
 
 
-async def _events() -> AsyncIterator[BaseModel | str]:
+async def _events() -> AsyncIterator[BaseModel | KeepAlive]:
     yield _Event()
-    yield "keepalive"
+    yield KeepAlive()
     raise EngineError("the engine failed")
 
 

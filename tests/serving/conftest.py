@@ -19,4 +19,4 @@ def state(tmp_path: Path) -> Iterator[AppState]:
     s = build_state(Settings(data_dir=tmp_path, moderation_output=False, warmup=False), catalogue)
     yield s
     s.engines.close()
-    s.images.encoder.close()
+    s.pipeline.delivery.encoder.close()

@@ -19,11 +19,11 @@ def test_a_failing_metrics_backend_does_not_fail_the_request(
         raise RuntimeError("the metrics backend is broken")
 
     monkeypatch.setattr(state.metrics, "record_usage", broken)
-    images = state.images
-    resolved = images.resolve({"prompt": "a red heart", "model": "gpt-image-1", "quality": "low"}, "req_1")
+    body = {"prompt": "a red heart", "model": "gpt-image-1", "quality": "low"}
 
     async def run() -> Any:
-        return await images.complete(resolved, {"prompt": "a red heart"}, base_url="http://x", cancel=threading.Event())
+        started = await state.generations.start(body, "req_1", threading.Event(), base_url="http://x")
+        return await started.response()
 
     response = asyncio.run(run())
     assert response.data[0].b64_json

@@ -23,12 +23,14 @@ async def _run(service: ResponsesService, stream: bool, fault: Any) -> tuple[str
     prepared = await service.prepare({**BODY, "stream": stream}, "req_test")
     fault(prepared)
     kinds: list[str] = []
+    cancel = threading.Event()
+    run = await service.start(prepared, cancel)
     try:
         if stream:
-            async for event in service.events(prepared, threading.Event()):
+            async for event in service.events(prepared, run, cancel):
                 kinds.append(getattr(event, "type", "keepalive"))
         else:
-            final = await service.create(prepared, threading.Event())
+            final = await service.create(prepared, run, cancel)
             kinds.append(final.status)
     except ImageForgeError as exc:
         return prepared.response.id, kinds, exc
@@ -46,7 +48,7 @@ FAULTS = {
     # a bug after the image call (the assistant message)
     "message": lambda s, m: m.setattr(s, "_message", _raise(TypeError("a bug in the message"))),
     # a bug in the image pipeline itself
-    "image": lambda s, m: m.setattr(s.images, "stream", _raise(KeyError("a bug in the pipeline"))),
+    "image": lambda s, m: m.setattr(s.pipeline.delivery, "deliver", _raise(KeyError("a bug in the pipeline"))),
     # counting usage fails (it once raised TypeError on invalid text and skipped the final save)
     "usage": lambda s, m: m.setattr(s, "_written_tokens", _raise(TypeError("cannot count"))),
 }

@@ -23,6 +23,7 @@ from imageforge.api.errors import install_error_handlers
 from imageforge.api.lifecycle import DrainMiddleware
 from imageforge.api.middleware import RequestIdMiddleware
 from imageforge.api.openapi import install_openapi
+from imageforge.api.paths import files_url
 from imageforge.api.routes import files, images, models, responses
 from imageforge.api.state import AppState
 from imageforge.config import Catalogue, Settings, load_catalogue
@@ -30,19 +31,29 @@ from imageforge.engines.embedded.config import WEIGHTS_DIR
 from imageforge.metrics import CONTENT_TYPE, Metrics
 from imageforge.moderation import Moderator
 from imageforge.protocol.errors import ErrorResponse
-from imageforge.protocol.image_events import ImageGenCompletedEvent, ImageGenPartialImageEvent, StreamErrorEvent
+from imageforge.protocol.image_events import (
+    ImageEditCompletedEvent,
+    ImageEditPartialImageEvent,
+    ImageGenCompletedEvent,
+    ImageGenPartialImageEvent,
+    StreamErrorEvent,
+)
 from imageforge.protocol.images import ImageGenerateRequest, ImagesResponse
 from imageforge.protocol.models import Model, ModelList
 from imageforge.protocol.response_events import RESPONSE_STREAM_EVENTS
 from imageforge.protocol.responses import Response as ResponseObject
 from imageforge.protocol.responses import ResponseCreateRequest, ResponseDeleted, ResponseItemList
+from imageforge.scheduler.gateway import InProcessGateway
 from imageforge.scheduler.pool import EnginePool
+from imageforge.serving.delivery import Delivery
 from imageforge.serving.encoding import EncodePool
-from imageforge.serving.images import ImagesService
+from imageforge.serving.generations import GenerationsService
 from imageforge.serving.models import ModelsService
+from imageforge.serving.pipeline import GenerationPipeline
 from imageforge.serving.planners import PlannerRouter
 from imageforge.serving.ratelimit import RateLimiter
 from imageforge.serving.responses import ResponsesService
+from imageforge.serving.screening import Screening
 from imageforge.serving.usage import TokenCounter
 from imageforge.storage.files import FileImageStore
 from imageforge.storage.responses import ResponseStore
@@ -61,18 +72,18 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
     metrics = Metrics(max_users=settings.metrics_max_users, user_labels=settings.metrics_user_labels)
     engines = EnginePool(catalogue, settings, metrics)
     tokens = TokenCounter(WEIGHTS_DIR / "tokenizer" / "tokenizer.json")
-    images_service = ImagesService(
-        catalogue,
-        engines,
-        store,
-        signer,
-        tokens,
-        url_ttl_seconds=settings.url_ttl_seconds,
-        default_gpt_model=settings.default_gpt_model,
-        encoder=EncodePool(settings.encode_pool, settings.encode_workers, metrics),
+    limits = RateLimiter(
+        key_requests=settings.key_requests_per_minute,
+        key_images=settings.key_images_per_minute,
+        user_requests=settings.user_requests_per_minute,
+        user_images=settings.user_images_per_minute,
         metrics=metrics,
-        moderator=Moderator.from_settings(settings),
     )
+    moderator = Moderator.from_settings(settings)
+    screening = Screening(moderator, metrics)
+    encoder = EncodePool(settings.encode_pool, settings.encode_workers, metrics)
+    delivery = Delivery(screening, encoder, store, signer, files_url, url_ttl_seconds=settings.url_ttl_seconds)
+    pipeline = GenerationPipeline(InProcessGateway(engines), screening, delivery, limits, tokens, metrics)
     planners = PlannerRouter(
         settings.planner_url,
         settings.planner_models,
@@ -81,7 +92,7 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
     )
     responses_service = ResponsesService(
         catalogue,
-        images_service,
+        pipeline,
         ResponseStore(data / "responses.sqlite3"),
         planners,
         tokens,
@@ -89,23 +100,19 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
         finished_status=settings.responses_finished_status,
         max_input_tokens=settings.responses_max_input_tokens,
     )
+    gpt = settings.default_gpt_model
     return AppState(
         settings=settings,
         catalogue=catalogue,
         engines=engines,
         store=store,
         signer=signer,
-        images=images_service,
+        pipeline=pipeline,
+        generations=GenerationsService(pipeline, catalogue, default_gpt_model=gpt),
         models=ModelsService(catalogue, created=int(time.time())),
         responses=responses_service,
         metrics=metrics,
-        limits=RateLimiter(
-            key_requests=settings.key_requests_per_minute,
-            key_images=settings.key_images_per_minute,
-            user_requests=settings.user_requests_per_minute,
-            user_images=settings.user_images_per_minute,
-            metrics=metrics,
-        ),
+        limits=limits,
     )
 
 
@@ -131,7 +138,9 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.engines.start_all()
-        await asyncio.to_thread(state.images.moderator.load)  # the image classifier, before the first request
+        await asyncio.to_thread(
+            state.pipeline.screening.moderator.load
+        )  # the image classifier, before the first request
         failed = await asyncio.to_thread(state.responses.store.fail_unfinished, "The server restarted.")
         if failed:
             log.warning("%d stored responses were left in progress by the previous process; marked failed", failed)
@@ -141,7 +150,7 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
         finally:
             sweeper.cancel()
             await asyncio.to_thread(state.engines.close)
-            state.images.encoder.close()
+            state.pipeline.delivery.encoder.close()
 
     app = FastAPI(
         title="ImageForge",
@@ -156,7 +165,8 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
         app,
         requests=[ImageGenerateRequest, ResponseCreateRequest],
         outputs=[ImagesResponse, ErrorResponse, ModelList, Model, ResponseObject, ResponseDeleted, ResponseItemList,
-                 ImageGenPartialImageEvent, ImageGenCompletedEvent, StreamErrorEvent, *RESPONSE_STREAM_EVENTS],
+                 ImageGenPartialImageEvent, ImageGenCompletedEvent, ImageEditPartialImageEvent,
+                 ImageEditCompletedEvent, StreamErrorEvent, *RESPONSE_STREAM_EVENTS],
         served={"ImageGenerateRequest.model": sorted(state.catalogue.models),
                 "ImageGenerationTool.model": sorted(m for m in state.catalogue.models
                                                     if state.catalogue.profile(m).gpt)},

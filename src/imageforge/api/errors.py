@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,10 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imageforge.errors import EngineUnavailableError, ImageForgeError, RateLimitError
+from imageforge.errors import EngineUnavailableError, ImageForgeError, LimitState, RateLimitError, reset_duration
 from imageforge.protocol.errors import ErrorBody, ErrorResponse
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "limit_headers"]
 
 log = logging.getLogger(__name__)
 _NO_RETRY = {400, 401, 403, 404, 405, 413, 415, 422, 499, 504}  # 504: the same work would time out again
@@ -58,8 +59,19 @@ def from_exception(exc: ImageForgeError) -> JSONResponse:
         # The SDKs read retry-after-ms first, then retry-after (whole seconds, rounded up).
         resp.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
         resp.headers["retry-after-ms"] = str(max(1, math.ceil(exc.retry_after * 1000)))
-        resp.headers.update(exc.headers)
+        resp.headers.update(limit_headers(exc.limits))
     return resp
+
+
+def limit_headers(limits: Iterable[LimitState]) -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` headers (reference §5.5): plain integers, durations like ``6m0s``."""
+    out = {}
+    for state in limits:
+        if state.limit is not None:
+            out[f"x-ratelimit-limit-{state.kind}"] = str(state.limit)
+        out[f"x-ratelimit-remaining-{state.kind}"] = str(state.remaining)
+        out[f"x-ratelimit-reset-{state.kind}"] = reset_duration(state.reset_seconds)
+    return out
 
 
 async def _imageforge_error(request: Request, exc: Exception) -> JSONResponse:

@@ -29,8 +29,8 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imageforge.api.errors import from_exception
+from imageforge.api.paths import FILES_PATH
 from imageforge.errors import ShuttingDownError
-from imageforge.serving.images import FILES_PATH
 
 __all__ = ["Drain", "DrainMiddleware", "DrainingServer"]
 

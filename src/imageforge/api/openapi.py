@@ -23,9 +23,11 @@ from pydantic.json_schema import models_json_schema
 
 from imageforge.protocol.errors import ErrorResponse
 
-__all__ = ["BODY_MODEL_KEY", "SSE", "answers", "install_openapi", "json_body"]
+__all__ = ["BODY_MODEL_KEY", "SSE", "answers", "form_body", "install_openapi", "json_body"]
 
 BODY_MODEL_KEY = "x-imageforge-body"  # route openapi_extra key -> the request model (replaced by install_openapi)
+FORM_KEY = "x-imageforge-form"  # ... -> a multipart body: the model of its text fields, and its file fields
+_FORM_SKIPPED = ("images", "mask", "complexity", "frame_count", "frame_duration_ms", "svg")  # files, JSON-only
 SSE = "text/event-stream"
 _ERRORS = {
     400: "Invalid request: OpenAI's error envelope naming the parameter",
@@ -42,6 +44,24 @@ _ERRORS = {
 def json_body(model: type[BaseModel], description: str) -> dict[str, Any]:
     """``openapi_extra`` for a route whose JSON body is ``model``."""
     return {BODY_MODEL_KEY: model.__name__, "x-imageforge-body-description": description}
+
+
+def form_body(
+    model: type[BaseModel], files: tuple[str, ...], description: str, *, json: bool = False
+) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose body is a multipart form: ``files`` (the first required) and the text
+    fields of ``model``; with ``json``, ``model`` as a JSON body too."""
+    extra: dict[str, Any] = {FORM_KEY: [model.__name__, list(files)], "x-imageforge-body-description": description}
+    if json:
+        extra[BODY_MODEL_KEY] = model.__name__
+    return extra
+
+
+def _form_schema(model: dict[str, Any], files: list[str]) -> dict[str, Any]:
+    binary = {"type": "string", "format": "binary"}
+    props: dict[str, Any] = {f: dict(binary) for f in files}
+    props.update({k: v for k, v in model.get("properties", {}).items() if k not in _FORM_SKIPPED})
+    return {"type": "object", "required": [files[0], *model.get("required", ())], "properties": props}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -117,13 +137,15 @@ def install_openapi(
             for operation in item.values():
                 operation.get("responses", {}).pop("422", None)
                 name = operation.pop(BODY_MODEL_KEY, None)
+                form = operation.pop(FORM_KEY, None)
                 description = operation.pop("x-imageforge-body-description", None)
+                content: dict[str, Any] = {}
+                if form is not None:
+                    content["multipart/form-data"] = {"schema": _form_schema(schemas[form[0]], form[1])}
                 if name is not None:
-                    operation["requestBody"] = {
-                        "required": True,
-                        "description": description,
-                        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}},
-                    }
+                    content["application/json"] = {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                if content:
+                    operation["requestBody"] = {"required": True, "description": description, "content": content}
         missing = {r for r in _refs(doc) if r.removeprefix("#/components/schemas/") not in schemas}
         if missing:
             raise RuntimeError(f"the OpenAPI document refers to schemas it does not hold: {sorted(missing)}")

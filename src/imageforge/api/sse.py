@@ -15,6 +15,7 @@ from imageforge.errors import ImageForgeError
 from imageforge.protocol.errors import ErrorBody
 from imageforge.protocol.image_events import StreamErrorEvent
 from imageforge.protocol.response_events import ResponseErrorEvent
+from imageforge.serving.pipeline import KeepAlive
 
 __all__ = ["KEEPALIVE_FRAME", "frame", "sse_frames"]
 
@@ -37,16 +38,16 @@ def _error_data(exc: ImageForgeError, style: Literal["images", "responses"], seq
 
 
 async def sse_frames(
-    events: AsyncGenerator[Any],  # models with a `type` field, or keep-alive strings
+    events: AsyncGenerator[Any],  # models with a `type` field, or KeepAlive
     request_id: str,
     style: Literal["images", "responses"] = "images",
 ) -> AsyncIterator[bytes]:
-    """Wire frames for ``events`` (models with a ``type`` field; any plain string is a keep-alive)."""
+    """Wire frames for ``events`` (models with a ``type`` field; :class:`KeepAlive` is a comment line)."""
     next_sequence = 0
     try:
         async with aclosing(events) as source:  # closed at once when the client goes away: the job is cancelled
             async for event in source:
-                if isinstance(event, str):
+                if isinstance(event, KeepAlive):
                     yield KEEPALIVE_FRAME
                     continue
                 next_sequence = int(getattr(event, "sequence_number", next_sequence - 1)) + 1

@@ -10,8 +10,9 @@ from imageforge.api.lifecycle import Drain
 from imageforge.config import Catalogue, Settings
 from imageforge.metrics import Metrics
 from imageforge.scheduler.pool import EnginePool
-from imageforge.serving.images import ImagesService
+from imageforge.serving.generations import GenerationsService
 from imageforge.serving.models import ModelsService
+from imageforge.serving.pipeline import GenerationPipeline
 from imageforge.serving.ratelimit import RateLimiter
 from imageforge.serving.responses import ResponsesService
 from imageforge.storage.files import FileImageStore
@@ -27,7 +28,8 @@ class AppState:
     engines: EnginePool
     store: FileImageStore
     signer: UrlSigner
-    images: ImagesService
+    pipeline: GenerationPipeline
+    generations: GenerationsService
     models: ModelsService
     responses: ResponsesService
     metrics: Metrics

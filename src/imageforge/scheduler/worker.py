@@ -42,6 +42,7 @@ from imageforge.errors import (
     GenerationCancelled,
     GenerationTimeout,
     ImageForgeError,
+    LimitState,
     OutOfMemoryError,
     QueueFullError,
     ShuttingDownError,
@@ -236,11 +237,7 @@ class EngineWorker:
                 f"The server is busy: {waiting} requests are queued for this model (limit {self.queue_limit}). "
                 f"Retry after {retry} s.",
                 retry_after=retry,
-                headers={
-                    "x-ratelimit-limit-requests": str(self.queue_limit),
-                    "x-ratelimit-remaining-requests": "0",
-                    "x-ratelimit-reset-requests": f"{retry}s",
-                },
+                limits=(LimitState("requests", self.queue_limit, 0, retry),),
             )
         if params is None:
             return None
@@ -266,7 +263,7 @@ class EngineWorker:
             raise QueueFullError(
                 f"The server is busy: the work queued for this model {why}. Retry after {reset}.",
                 retry_after=wait,
-                headers={"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": reset},
+                limits=(LimitState("requests", None, 0, wait),),
             )
         return now + promise
 
@@ -292,6 +289,10 @@ class EngineWorker:
         key, images = batch[0].key, sum(j.params.n for j in batch)
         self._running_until = self._running_since + (self.cost.estimate(key, images) or 0.0)
         self._step = self._total_steps = 0
+
+    def _stop_running(self) -> None:
+        with self._cond:
+            self._running = []
 
     def submit(
         self, params: GenerationParams, cancel: threading.Event, on_step: StepCallback | None = None, model: str = ""
@@ -336,11 +337,11 @@ class EngineWorker:
                 if done:
                     return waited.result()
                 if cancel.is_set():
-                    self._withdraw(job)
+                    self.withdraw(job)
                 if deadline is not None and time.monotonic() >= deadline:
                     job.reason = "timeout"
                     cancel.set()
-                    self._withdraw(job)
+                    self.withdraw(job)
                     waited.cancel()
                     raise GenerationTimeout(
                         f"The request did not finish within the server's limit of {self.request_timeout_s:g} s "
@@ -348,14 +349,14 @@ class EngineWorker:
                     )
         except asyncio.CancelledError:
             cancel.set()  # the engine drops the job within one step; a job still queued gives its slot back
-            self._withdraw(job)
+            self.withdraw(job)
             raise
         finally:
             if timings is not None:
                 timings["queue_s"] = job.queue_seconds
                 timings["run_s"] = job.run_seconds
 
-    def _withdraw(self, job: Job) -> None:
+    def withdraw(self, job: Job) -> None:
         """Take a cancelled job out of the queue if it has not started (thread-safe; a no-op otherwise)."""
         with self._cond:
             if job in self._waiting:
@@ -522,6 +523,7 @@ class EngineWorker:
                 **extra,
             )
         except GenerationCancelled:
+            self._stop_running()
             for job in batch:
                 self._settle(job, exc=self._cancel_error(job, self._step))
         except Exception as exc:
@@ -536,6 +538,9 @@ class EngineWorker:
         else:
             if not any(j.cancel.is_set() for j in batch):  # a whole call: what such a batch costs
                 self.cost.observe(key, images, time.monotonic() - t0)
+            # Done running before any result is handed over: a request its client sends the moment it has the
+            # previous answer must find an idle engine, not this batch's stale estimate of its time left.
+            self._stop_running()
             for job, result in zip(batch, results, strict=True):
                 if job.cancel.is_set() and not result.images:  # dropped by the engine before a step saw it
                     self._settle(job, exc=self._cancel_error(job, self._step))
@@ -546,8 +551,7 @@ class EngineWorker:
             self.metrics.run_seconds.labels(self.name).observe(elapsed)
             self.metrics.running.labels(self.name).set(0)
             self._batch_seconds = 0.7 * self._batch_seconds + 0.3 * elapsed
-            with self._cond:
-                self._running = []
+            self._stop_running()
         if oom:
             self._out_of_memory(batch, retried)
         elif isolate:

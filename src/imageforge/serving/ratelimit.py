@@ -2,8 +2,8 @@
 
 The windows are kept by the ``limits`` library (in memory, per process). A request is checked against every
 configured limit before any is charged, so a refused request costs nothing. Refusals are OpenAI's 429
-(``rate_limit_exceeded``) with ``Retry-After`` and the ``x-ratelimit-*`` headers of the limit that was hit;
-admitted requests carry the headers of the key's limits (reference §5.5: plain integers, durations like ``6m0s``).
+(``rate_limit_exceeded``) carrying the limit that was hit; admitted requests learn where the key's limits stand
+(:class:`~imageforge.errors.LimitState`; the API layer writes both as ``x-ratelimit-*`` headers, reference §5.5).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from imageforge.errors import RateLimitError, reset_duration
+from imageforge.errors import LimitState, RateLimitError, reset_duration
 from imageforge.metrics import Metrics
 
 __all__ = ["RateLimiter"]
@@ -49,22 +49,33 @@ class RateLimiter:
     def enabled(self) -> bool:
         return bool(self._limits)
 
-    def check(self, key_id: str, user: str | None, images: int) -> dict[str, str]:
-        """Charge one request of ``images`` images, or raise :class:`RateLimitError` without charging anything.
-        Returns the ``x-ratelimit-*`` headers of the key's limits after this request."""
-        applicable: list[tuple[_Limit, str]] = []
+    def _applicable(self, key_id: str, user: str | None, images: int, requests: int) -> list[tuple[_Limit, str, int]]:
+        out = []
         for lim in self._limits:
             who = key_id if lim.scope == "key" else user
-            if who and (lim.kind == "requests" or images > 0):
-                applicable.append((lim, who))
-        for lim, who in applicable:
-            cost = 1 if lim.kind == "requests" else images
-            item = self._items[lim]
-            if cost > lim.per_minute or not self._window.test(item, lim.scope, lim.kind, who, cost=cost):
+            cost = requests if lim.kind == "requests" else images
+            if who and cost > 0:
+                out.append((lim, who, cost))
+        return out
+
+    def test(self, key_id: str, user: str | None, images: int, requests: int = 1) -> None:
+        """Raise :class:`RateLimitError` if ``requests`` requests (1, or 0 for the images of a request already
+        charged) of ``images`` images would pass a limit; charges nothing."""
+        for lim, who, cost in self._applicable(key_id, user, images, requests):
+            if cost > lim.per_minute or not self._window.test(self._items[lim], lim.scope, lim.kind, who, cost=cost):
                 self._refuse(lim, who, cost)
-        for lim, who in applicable:
-            self._window.hit(self._items[lim], lim.scope, lim.kind, who, cost=1 if lim.kind == "requests" else images)
-        return self._headers([(lim, who) for lim, who in applicable if lim.scope == "key"])
+
+    def hit(self, key_id: str, user: str | None, images: int, requests: int = 1) -> tuple[LimitState, ...]:
+        """Charge what :meth:`test` passed; where the key's limits stand now."""
+        applicable = self._applicable(key_id, user, images, requests)
+        for lim, who, cost in applicable:
+            self._window.hit(self._items[lim], lim.scope, lim.kind, who, cost=cost)
+        return tuple(self._state(lim, who) for lim, who, _ in applicable if lim.scope == "key")
+
+    def check(self, key_id: str, user: str | None, images: int, requests: int = 1) -> tuple[LimitState, ...]:
+        """:meth:`test`, then :meth:`hit`: a refused request costs nothing."""
+        self.test(key_id, user, images, requests)
+        return self.hit(key_id, user, images, requests)
 
     def _refuse(self, lim: _Limit, who: str, cost: int) -> None:
         stats = self._window.get_window_stats(self._items[lim], lim.scope, lim.kind, who)
@@ -81,18 +92,9 @@ class RateLimiter:
             f"Rate limit reached for this {whom} on {lim.kind} per minute: limit {lim.per_minute}, {detail}. "
             f"Please try again in {reset_duration(wait)}.",
             retry_after=wait,
-            headers={
-                f"x-ratelimit-limit-{lim.kind}": str(lim.per_minute),
-                f"x-ratelimit-remaining-{lim.kind}": str(max(0, stats.remaining)),
-                f"x-ratelimit-reset-{lim.kind}": reset_duration(wait),
-            },
+            limits=(LimitState(lim.kind, lim.per_minute, max(0, stats.remaining), wait),),
         )
 
-    def _headers(self, applicable: list[tuple[_Limit, str]]) -> dict[str, str]:
-        out = {}
-        for lim, who in applicable:
-            stats = self._window.get_window_stats(self._items[lim], lim.scope, lim.kind, who)
-            out[f"x-ratelimit-limit-{lim.kind}"] = str(lim.per_minute)
-            out[f"x-ratelimit-remaining-{lim.kind}"] = str(max(0, stats.remaining))
-            out[f"x-ratelimit-reset-{lim.kind}"] = reset_duration(max(0.0, stats.reset_time - time.time()))
-        return out
+    def _state(self, lim: _Limit, who: str) -> LimitState:
+        stats = self._window.get_window_stats(self._items[lim], lim.scope, lim.kind, who)
+        return LimitState(lim.kind, lim.per_minute, max(0, stats.remaining), max(0.0, stats.reset_time - time.time()))

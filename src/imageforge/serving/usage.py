@@ -18,12 +18,19 @@ area: ``round(square * W * H / 1024²)``.
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
 from imageforge.protocol.images import InputTokensDetails, OutputTokensDetails, Usage
 
-__all__ = ["IMAGE_TOKENS", "TokenCounter", "image_tokens", "usage_for"]
+__all__ = [
+    "IMAGE_TOKENS",
+    "TokenCounter",
+    "image_tokens",
+    "input_image_tokens",
+    "usage_for",
+]
 
 IMAGE_TOKENS: dict[str, dict[str, int]] = {
     "low": {"1024x1024": 272, "1024x1536": 408, "1536x1024": 400},
@@ -61,12 +68,26 @@ class TokenCounter:
         return len(tok.encode(text, add_special_tokens=False).ids)  # type: ignore[attr-defined]
 
 
-def usage_for(text_tokens: int, quality: str, width: int, height: int, n: int) -> Usage:
+def usage_for(text_tokens: int, quality: str, width: int, height: int, n: int, input_image_tokens: int = 0) -> Usage:
     out = image_tokens(quality, width, height) * n
     return Usage(
-        input_tokens=text_tokens,
-        input_tokens_details=InputTokensDetails(text_tokens=text_tokens, image_tokens=0),
+        input_tokens=text_tokens + input_image_tokens,
+        input_tokens_details=InputTokensDetails(text_tokens=text_tokens, image_tokens=input_image_tokens),
         output_tokens=out,
-        total_tokens=text_tokens + out,
+        total_tokens=text_tokens + input_image_tokens + out,
         output_tokens_details=OutputTokensDetails(image_tokens=out, text_tokens=0),
     )
+
+
+def input_image_tokens(width: int, height: int, fidelity: str = "low") -> int:
+    """What an input image of an edit counts as: OpenAI's documented rule for image inputs (scaled to fit in
+    2048x2048, then its short side to 768; 170 tokens per 512 px tile plus 85), and at ``input_fidelity`` high
+    the extra tokens OpenAI charges for it (4096 for a square image, 6144 for a non-square one)."""
+    scale = min(1.0, 2048 / max(width, height))
+    w, h = width * scale, height * scale
+    scale = min(1.0, 768 / min(w, h))
+    w, h = w * scale, h * scale
+    tokens = 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
+    if fidelity == "high":
+        tokens += 4096 if width == height else 6144
+    return tokens

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from imageforge.api.openapi import answers
+from imageforge.api.paths import FILES_PATH
 from imageforge.api.state import AppState
 from imageforge.errors import NotFoundError
 from imageforge.imaging.encode import MEDIA_TYPES
-from imageforge.serving.images import FILES_PATH
 
 __all__ = ["router"]
 

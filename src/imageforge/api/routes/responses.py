@@ -10,8 +10,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from imageforge.api.auth import key_id, require_api_key
+from imageforge.api.errors import limit_headers
 from imageforge.api.openapi import answers, json_body
 from imageforge.api.requests import read_json_object, request_id, watch_disconnect
+from imageforge.api.responding import SSE_HEADERS
 from imageforge.api.sse import sse_frames
 from imageforge.api.state import AppState
 from imageforge.protocol.response_events import RESPONSE_STREAM_EVENTS
@@ -39,26 +41,19 @@ async def create_response(request: Request) -> Response:
     body = await read_json_object(request, state.settings.max_responses_body_bytes)
     prepared = await state.responses.prepare(body, request_id(request))  # errors here are plain JSON 400s
     prepared.key_id = key_id(request)
-    user = prepared.request.safety_identifier or prepared.request.user
-    images = 1 if prepared.image_model is not None and prepared.context.tool_offered else 0
-    if images:
-        planned = prepared.image.params if prepared.image is not None else None  # known with the built-in planner
-        state.engines.worker(str(prepared.image_model)).admit(planned)  # a full queue: 429 before any work or byte
-    limits = state.limits.check(prepared.key_id, user, images)  # after admit: a full queue uses no quota
     cancel = threading.Event()
+    run = await state.responses.start(prepared, cancel)  # a full queue or a rate limit: 429 before any byte
+    headers = limit_headers(run.limits)
     if prepared.stream:
-        events = state.responses.events(prepared, cancel)
-        return StreamingResponse(
-            sse_frames(events, request_id(request), style="responses"),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **limits},
-        )
+        events = state.responses.events(prepared, run, cancel)
+        return StreamingResponse(sse_frames(events, request_id(request), style="responses"),
+                                 media_type="text/event-stream", headers={**SSE_HEADERS, **headers})  # fmt: skip
     watcher = asyncio.create_task(watch_disconnect(request, cancel))
     try:
-        response = await state.responses.create(prepared, cancel)
+        response = await state.responses.create(prepared, run, cancel)
     finally:
         watcher.cancel()
-    return JSONResponse(response.model_dump(mode="json"), headers=limits)
+    return JSONResponse(response.model_dump(mode="json"), headers=headers)
 
 
 @router.get("/v1/responses/{response_id}", summary="Retrieve a stored response", operation_id="retrieve_response",
