@@ -14,25 +14,14 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import socket
 import statistics
-import threading
 import time
 
-import httpx
 import openai
-import uvicorn
+from benchmarks.inprocess import serve_in_thread
 
-from imageforge.api.app import create_app
-from imageforge.config import Settings
 from imageforge.imaging.encode import encode
 from imageforge.params import GenerationParams
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
@@ -43,19 +32,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
-    port = _free_port()
-    app = create_app(Settings(data_dir=args.data_dir, port=port, log_level="warning"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    base = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            states = httpx.get(f"{base}/health").json()["engines"].values()
-            if states and all(s == "ready" for s in states):
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+    base, app, server = serve_in_thread(args.data_dir)
     state = app.state.imageforge
     worker = state.engines.worker("gpt-image-1")
     engine = worker.engine

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         default="hashed", description="end-users in /metrics: pseudonyms (u_ + SHA-256 prefix) or their ids"
     )
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="largest JSON request body")
+    max_upload_bytes: int = Field(
+        default=52 << 20,
+        ge=1024,
+        description="largest /v1/images/edits or /variations body, refused while it streams in (one image may be "
+        "up to 50 MB)",
+    )
     default_gpt_model: str = Field(
         default="gpt-image-1", description="the model an omitted `model` means when a GPT-only parameter is sent"
     )

@@ -24,12 +24,13 @@ from imageforge.api.lifecycle import DrainMiddleware
 from imageforge.api.middleware import RequestIdMiddleware
 from imageforge.api.openapi import install_openapi
 from imageforge.api.paths import files_url
-from imageforge.api.routes import files, images, models, responses
+from imageforge.api.routes import edits, files, images, models, responses
 from imageforge.api.state import AppState
 from imageforge.config import Catalogue, Settings, load_catalogue
 from imageforge.engines.embedded.config import WEIGHTS_DIR
 from imageforge.metrics import CONTENT_TYPE, Metrics
 from imageforge.moderation import Moderator
+from imageforge.protocol.edits import ImageEditRequest, ImageVariationRequest
 from imageforge.protocol.errors import ErrorResponse
 from imageforge.protocol.image_events import (
     ImageEditCompletedEvent,
@@ -46,6 +47,7 @@ from imageforge.protocol.responses import ResponseCreateRequest, ResponseDeleted
 from imageforge.scheduler.gateway import InProcessGateway
 from imageforge.scheduler.pool import EnginePool
 from imageforge.serving.delivery import Delivery
+from imageforge.serving.edits import EditsService
 from imageforge.serving.encoding import EncodePool
 from imageforge.serving.generations import GenerationsService
 from imageforge.serving.models import ModelsService
@@ -55,6 +57,7 @@ from imageforge.serving.ratelimit import RateLimiter
 from imageforge.serving.responses import ResponsesService
 from imageforge.serving.screening import Screening
 from imageforge.serving.usage import TokenCounter
+from imageforge.serving.variations import VariationsService
 from imageforge.storage.files import FileImageStore
 from imageforge.storage.responses import ResponseStore
 from imageforge.storage.signing import UrlSigner, load_or_create_key
@@ -109,6 +112,8 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
         signer=signer,
         pipeline=pipeline,
         generations=GenerationsService(pipeline, catalogue, default_gpt_model=gpt),
+        edits=EditsService(pipeline, catalogue, default_gpt_model=gpt),
+        variations=VariationsService(pipeline, catalogue),
         models=ModelsService(catalogue, created=int(time.time())),
         responses=responses_service,
         metrics=metrics,
@@ -163,11 +168,12 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     )
     install_openapi(
         app,
-        requests=[ImageGenerateRequest, ResponseCreateRequest],
+        requests=[ImageGenerateRequest, ImageEditRequest, ImageVariationRequest, ResponseCreateRequest],
         outputs=[ImagesResponse, ErrorResponse, ModelList, Model, ResponseObject, ResponseDeleted, ResponseItemList,
                  ImageGenPartialImageEvent, ImageGenCompletedEvent, ImageEditPartialImageEvent,
                  ImageEditCompletedEvent, StreamErrorEvent, *RESPONSE_STREAM_EVENTS],
         served={"ImageGenerateRequest.model": sorted(state.catalogue.models),
+                "ImageEditRequest.model": sorted(m for m in state.catalogue.models if state.catalogue.profile(m).edits),
                 "ImageGenerationTool.model": sorted(m for m in state.catalogue.models
                                                     if state.catalogue.profile(m).gpt)},
     )  # fmt: skip
@@ -177,6 +183,7 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     app.add_middleware(DrainMiddleware, drain=state.drain)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(images.router)
+    app.include_router(edits.router)
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(responses.router)

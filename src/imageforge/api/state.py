@@ -10,11 +10,13 @@ from imageforge.api.lifecycle import Drain
 from imageforge.config import Catalogue, Settings
 from imageforge.metrics import Metrics
 from imageforge.scheduler.pool import EnginePool
+from imageforge.serving.edits import EditsService
 from imageforge.serving.generations import GenerationsService
 from imageforge.serving.models import ModelsService
 from imageforge.serving.pipeline import GenerationPipeline
 from imageforge.serving.ratelimit import RateLimiter
 from imageforge.serving.responses import ResponsesService
+from imageforge.serving.variations import VariationsService
 from imageforge.storage.files import FileImageStore
 from imageforge.storage.signing import UrlSigner
 
@@ -30,6 +32,8 @@ class AppState:
     signer: UrlSigner
     pipeline: GenerationPipeline
     generations: GenerationsService
+    edits: EditsService
+    variations: VariationsService
     models: ModelsService
     responses: ResponsesService
     metrics: Metrics
