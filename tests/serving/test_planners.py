@@ -18,6 +18,7 @@ from imageforge.serving.planners import (
     PlannerRouter,
     RulePlanner,
     clean_request,
+    edit_prompt,
 )
 
 
@@ -56,20 +57,128 @@ def test_rule_planner_decisions() -> None:
     assert plan(ctx("hello", tool_choice="required")).image_prompt == "hello"
     assert plan(ctx("draw a cat", tool_choice="none")).image_prompt is None
     assert plan(ctx("draw a cat", tool_offered=False)).image_prompt is None
-    with_instructions = plan(ctx("draw a cat", instructions="Pixel art style."))
-    assert with_instructions.image_prompt == "a cat, Pixel art style"
+
+
+@pytest.mark.parametrize("action", ["generate", "edit"])
+@pytest.mark.parametrize("instructions", ["You draw what you are asked for.", "Pixel art style.", "  Be brief  "])
+def test_rule_planner_never_puts_instructions_in_the_prompt(action: str, instructions: str) -> None:
+    """``instructions`` are a system prompt: the built-in planner has no language model to follow them, and in the
+    image prompt they would be drawn."""
+    turns = [Turn("user", "draw a red heart"), Turn("assistant", "", (ConversationImage("x", "i", "a red heart"),)),
+             Turn("user", "make it blue")]  # fmt: skip
+    c = ctx("", turns=turns, has_image=True, source_prompt="a red heart", action=action, instructions=instructions)
+    result = plan(c)
+    assert result.image_prompt == ("a blue heart" if action == "edit" else "make it blue")
+    assert result.message is not None and instructions.strip().rstrip(".") not in result.message
+    assert plan(ctx("draw a cat", instructions=instructions)) == Plan("a cat", "generate", "Here is the image: a cat.")
 
 
 def test_rule_planner_edits_the_latest_image() -> None:
     image = ConversationImage("iVBOR", "input[0]", prompt="a red heart", item_id="ig_1")
     turns = [Turn("user", "draw a red heart"), Turn("assistant", "", (image,)), Turn("user", "OK, now make it blue")]
     edit = plan(ctx("", turns=turns, has_image=True, source_prompt="a red heart"))
-    assert (edit.image_prompt, edit.action) == ("a red heart, make it blue", "edit")
+    assert edit == Plan("a blue heart", "edit", "Here is the edited image: a blue heart.")  # the result's prompt
     forced = plan(ctx("", turns=turns, has_image=True, source_prompt="a red heart", action="generate"))
     assert (forced.image_prompt, forced.action) == ("make it blue", "generate")
     # A user image counts as a request for an image even without image words.
     attached = [Turn("user", "like this but at night", (ConversationImage("data:x", "input[0]"),))]
-    assert plan(ctx("", turns=attached, has_image=True)).action == "edit"
+    edit = plan(ctx("", turns=attached, has_image=True))
+    assert edit == Plan("at night", "edit", "Here is the edited image: at night.")  # no source prompt
+
+
+# (source prompt, the user's words) -> the edited image's prompt
+EDITS = [
+    # colour changes: the colour adjective replaced, or put before the noun ("a cute cat": after the article)
+    ("a red heart", "now make it blue", "a blue heart"),
+    ("a red heart", "make it blue", "a blue heart"),
+    ("a red heart", "Turn it blue.", "a blue heart"),
+    ("a red heart", "make the heart blue", "a blue heart"),
+    ("a red heart", "change the colour to blue", "a blue heart"),
+    ("a red heart", "change the color to blue", "a blue heart"),
+    ("a red heart", "change it to blue", "a blue heart"),
+    ("a red heart", "recolor it blue", "a blue heart"),
+    ("a red heart", "please recolour it blue", "a blue heart"),
+    ("a red heart", "now in blue", "a blue heart"),
+    ("a red heart", "blue instead", "a blue heart"),
+    ("a red heart", "Can you paint it blue?", "a blue heart"),
+    ("a red heart", "change the colour of the heart to light blue", "a light blue heart"),
+    ("a red heart", "I'd like it in green", "a green heart"),
+    ("a heart", "make it blue", "a blue heart"),
+    ("a cute cat", "make it blue", "a blue cute cat"),
+    ("an apple", "make it orange", "an orange apple"),
+    ("a red apple", "make it orange", "an orange apple"),
+    ("two cats", "make them orange", "two orange cats"),
+    ("a lighthouse at night", "make it red", "a red lighthouse at night"),
+    ("a red and white striped ball", "make it blue", "a blue striped ball"),
+    ("a cat with a red hat", "make the hat blue", "a cat with a blue hat"),
+    ("a cat with a hat", "make the hat blue", "a cat with a blue hat"),
+    ("A Red Heart", "MAKE IT BLUE", "A blue Heart"),
+    # additions
+    ("a red heart", "add a hat", "a red heart with a hat"),
+    ("a red heart", "give it a hat", "a red heart with a hat"),
+    ("a red heart", "put a hat on it", "a red heart with a hat"),
+    ("a green tree", "add snow", "a green tree with snow"),
+    ("a red heart with a hat", "add a scarf too", "a red heart with a hat and a scarf"),
+    # removals: the phrase taken out when the prompt has it, else the prompt as it is
+    ("a red heart with a hat", "remove the hat", "a red heart"),
+    ("a cat wearing a hat", "remove the hat", "a cat"),
+    ("a cat wearing a big red hat", "take off the hat", "a cat"),
+    ("a cat with a hat and a scarf", "remove the hat", "a cat with a scarf"),
+    ("a cat with a hat and a scarf", "get rid of the scarf", "a cat with a hat"),
+    ("a cat with a hat", "without the hat", "a cat"),
+    ("a red heart", "remove the hat", "a red heart"),
+    # a look (a non-colour adjective or a style) appended
+    ("a red heart", "make it bigger", "a red heart, bigger"),
+    ("a red heart", "make it smaller", "a red heart, smaller"),
+    ("a red heart", "make it realistic", "a red heart, realistic"),
+    ("a red heart", "make it watercolor", "a red heart, watercolor"),
+    ("a red heart", "make it a bit bigger", "a red heart, a bit bigger"),
+    ("a red heart", "make it look more realistic", "a red heart, more realistic"),
+    ("a red heart", "in the style of Klimt", "a red heart, in the style of Klimt"),
+    # a new thing, in the source's colour unless it names its own
+    ("a red heart", "turn it into a star", "a red star"),
+    ("a red heart", "make it a star", "a red star"),
+    ("a red heart", "replace it with a star", "a red star"),
+    ("a red heart", "turn it into an owl", "a red owl"),
+    ("a heart", "turn it into an owl", "an owl"),
+    ("a red heart", "turn it into a blue star", "a blue star"),
+    ("a cat with a hat", "replace the hat with an umbrella", "a cat with an umbrella"),
+    # several instructions, each in turn
+    ("a red heart", "make it blue and add a hat", "a blue heart with a hat"),
+    ("a red heart", "make it blue, then turn it into a star", "a blue star"),
+    ("a red heart", "make it blue and put it on a beach", "a blue heart, put it on a beach"),
+    # a new description; the same again; anything else appended, without its request phrasing
+    ("a red heart", "draw a blue cat instead", "a blue cat"),
+    ("a red heart", "draw it again", "a red heart"),
+    ("a red heart", "", "a red heart"),
+    ("a red heart", "Please put it on a beach.", "a red heart, put it on a beach"),
+    ("a red heart", "could you paint a sunset behind it?", "a red heart, a sunset behind it"),
+    ("a red heart", "like this but at night", "a red heart, at night"),
+    ("a red heart", "the same, but in blue", "a blue heart"),
+    ("a red heart", "just like this but blue", "a blue heart"),
+    # no source prompt (an image the user attached): the instruction's own content
+    (None, "make it blue", "a blue version of the image"),
+    (None, "make the car blue", "a blue car"),
+    (None, "add a hat", "the image with a hat"),
+    (None, "remove the hat", "the image without the hat"),
+    (None, "turn it into a star", "a star"),
+    (None, "make it watercolor", "the image, watercolor"),
+    (None, "please put it on a beach", "put it on a beach"),
+    (None, "", "the same image"),
+]
+
+
+@pytest.mark.parametrize(("source", "instruction", "expected"), EDITS)
+def test_edit_prompt(source: str | None, instruction: str, expected: str) -> None:
+    assert edit_prompt(source, instruction) == expected
+
+
+@pytest.mark.parametrize(("source", "instruction", "expected"), EDITS)
+def test_rule_planner_edits_write_the_result_prompt(source: str | None, instruction: str, expected: str) -> None:
+    image = ConversationImage("iVBOR", "input[0]", prompt=source, item_id="ig_1")
+    turns = [Turn("assistant", "", (image,)), Turn("user", instruction)]
+    result = plan(ctx("", turns=turns, has_image=True, source_prompt=source, tool_choice="required"))
+    assert (result.image_prompt, result.action) == (expected, "edit")
 
 
 def _planner(reply: dict[str, Any] | str, status: int = 200, seen: list[dict[str, Any]] | None = None) -> Any:

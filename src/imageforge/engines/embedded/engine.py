@@ -74,6 +74,9 @@ class EmbeddedEngine:
             img2img=True,
             inpaint=True,
             drops_requests=True,
+            # An edit's first image is the one edited; up to k more replace the retrieved references (the config
+            # is loaded above, so a text-only model, k = 0, takes the one image only).
+            input_images=1 + self.config.reference_images,
         )
         self._text: Any = None
         self._sampler: Any = None
@@ -129,7 +132,8 @@ class EmbeddedEngine:
         # Negative prompts replace the empty prompt on the unguided branch, so guidance steers away from them.
         negatives = [self._text.encode([p.negative_prompt]) if p.negative_prompt else self._uncond for p in batch]
         inits = [self._model_inputs(p) for p in batch]
-        concepts = [self._concept(p.prompt) for p in batch]
+        given = [self._given_references(p) for p in batch]  # an edit's own references, per request
+        concepts = [None if g is not None else self._concept(p.prompt) for p, g in zip(batch, given, strict=True)]
         finals: list[list[Image.Image | None]] = [[None] * p.n for p in batch]
         chunks = plan_chunks(batch, self._caps.max_batch)
         steps_per_chunk = p0.denoising_steps
@@ -164,7 +168,9 @@ class EmbeddedEngine:
             init, mask = _stack_inits([inits[s.request] for s in active])
             seeds = [batch[s.request].seed + s.image for s in active]
             prompts = [batch[s.request].prompt for s in active]
-            refs = self._reference_tensor([concepts[s.request] for s in active], seeds, prompts)
+            refs = self._reference_tensor(
+                [concepts[s.request] for s in active], seeds, prompts, [given[s.request] for s in active]
+            )
             schedule, strength = p0.steps, p0.strength
             if init is None and refs is not None and self.config.reference_start < 1.0:
                 init = self._reference_start(refs, prompts)
@@ -242,10 +248,27 @@ class EmbeddedEngine:
             start[chosen] = recolour(start[chosen], [str(colours[i]) for i in chosen])
         return torch.clamp(start, -1.0, 1.0)
 
-    def _reference_tensor(self, concepts: list[int | None], seeds: list[int], prompts: list[str]) -> Any:
-        """(B, 4k, S, S) reference images, each image's own choice of art styles by its seed (so a batched image
-        equals the same image made alone), recoloured to the prompt's colour word when the model was trained so;
-        None for a text-only model."""
+    def _given_references(self, p: GenerationParams) -> Any:
+        """The request's own reference images (``p.reference_images``) as its (4k, S, S) reference tensor, made
+        as the index's tiles are (references.image_tile) and cycled through until all k slots are filled, so
+        one image given fills every slot; None when it gives none (the references are retrieved)."""
+        if not p.reference_images:
+            return None
+        from imageforge.engines.embedded.references import image_tile, tiles_tensor
+
+        k, s = self.config.reference_images, self.config.image_size
+        if len(p.reference_images) > k:  # validation refuses these (capabilities.input_images); never dropped
+            raise ValueError(f"this model takes at most {k} reference image(s), got {len(p.reference_images)}")
+        tiles = [image_tile(im, s) for im in p.reference_images]
+        return tiles_tensor(np.stack([tiles[n % len(tiles)] for n in range(k)]))
+
+    def _reference_tensor(
+        self, concepts: list[int | None], seeds: list[int], prompts: list[str], given: list[Any] | None = None
+    ) -> Any:
+        """(B, 4k, S, S) reference images, each image's own choice of art styles by its seed, or the request's
+        own references where ``given[i]`` holds them (_given_references), recoloured to the prompt's colour word
+        when the model was trained so; None for a text-only model. Every row is made from its own request only
+        (retrieval by its seed, recolouring per image), so a batched image equals the same image made alone."""
         if self._references is None:
             return None
         import torch
@@ -254,8 +277,9 @@ class EmbeddedEngine:
 
         k, index, c, s = self.config.reference_images, self._references, self.config.channels, self.config.image_size
         refs = []
-        for concept, seed, prompt in zip(concepts, seeds, prompts, strict=True):
-            x = index.tensor(index.pick(concept, seed, k))  # (4k, S, S)
+        for row, (concept, seed, prompt) in enumerate(zip(concepts, seeds, prompts, strict=True)):
+            own = given[row] if given is not None else None
+            x = own if own is not None else index.tensor(index.pick(concept, seed, k))  # (4k, S, S)
             colour = prompt_colour(prompt) if self.config.reference_recolour else None
             if colour is not None:
                 x = recolour(x.view(k, c, s, s), [colour] * k).flatten(0, 1)
@@ -293,21 +317,36 @@ class EmbeddedEngine:
         return preview
 
     def _model_inputs(self, p: GenerationParams) -> tuple[Any, Any]:
-        """Init image (and mask) at model resolution: the centred square, area-averaged, premultiplied."""
+        """Init image (and mask) at model resolution: the centred square, area-averaged, premultiplied, and
+        recoloured to the prompt's colour word when it names one (inpainting: inside the mask only)."""
         import torch
+
+        from imageforge.engines.embedded.colours import dominant_colour, prompt_colour, recolour
 
         if p.init_image is None:
             return None, None
         s = self.config.image_size
         box = square_region(p.width, p.height)
         init = p.init_image.convert("RGBA").resize((p.width, p.height), Image.Resampling.LANCZOS).crop(box)
-        small = image_to_premultiplied(init.resize((s, s), Image.Resampling.BOX))  # (S, S, 4)
-        x = torch.from_numpy(small).permute(2, 0, 1) * 2.0 - 1.0  # (4, S, S)
-        if p.mask is None:
-            return x, None
-        m = p.mask.convert("L").resize((p.width, p.height), Image.Resampling.BILINEAR).crop(box)
-        m_small = np.asarray(m.resize((s, s), Image.Resampling.BOX), dtype=np.float32) / 255.0
-        return x, torch.from_numpy(m_small)[None]  # (1, S, S)
+        square = init.resize((s, s), Image.Resampling.BOX)
+        x = torch.from_numpy(image_to_premultiplied(square)).permute(2, 0, 1) * 2.0 - 1.0  # (4, S, S)
+        m = None
+        if p.mask is not None:
+            m_full = p.mask.convert("L").resize((p.width, p.height), Image.Resampling.BILINEAR).crop(box)
+            m_small = np.asarray(m_full.resize((s, s), Image.Resampling.BOX), dtype=np.float32) / 255.0
+            m = torch.from_numpy(m_small)[None]  # (1, S, S)
+        # SDEdit keeps the init image's colours: even at strength 0.85 the noised init still carries its hues,
+        # so "a blue heart" over a red heart comes out red. When the prompt names one colour, the init starts in
+        # that colour instead, recoloured as text-to-image recolours its reference start (_reference_start).
+        # Inpainting recolours the masked part only; the sampler takes the kept region from this tensor, so it
+        # stays the original pixels. Left alone: an init that already reads as the colour (recolouring it to its
+        # own colour would still shift its values), and light retouches below RECOLOUR_MIN_STRENGTH, which keep
+        # the init's look, colours included. Per image, so batching cannot change the result.
+        colour = prompt_colour(p.prompt) if p.strength >= RECOLOUR_MIN_STRENGTH else None
+        if colour is not None and dominant_colour(square) != colour:
+            recoloured = recolour(x[None], [colour])[0]
+            x = recoloured if m is None else m * recoloured + (1 - m) * x
+        return x, m
 
     def _postprocess(self, p: GenerationParams, x: Any) -> Image.Image:
         """(C, S, S) model output in [-1, 1] -> the final image at exactly p.width x p.height."""
@@ -331,6 +370,10 @@ class EmbeddedEngine:
             art = blend(art, original, mask)
         return flatten(art, p.background)
 
+
+# Image-to-image and inpainting from this strength on recolour the init image to the prompt's colour word
+# (_model_inputs); the Responses edits run at 0.45 and 0.7 (serving/responses.py, EDIT_STRENGTH).
+RECOLOUR_MIN_STRENGTH = 0.4
 
 # Alpha below ALPHA_LOW is noise around the drawing (transparent), above ALPHA_HIGH the drawing (opaque); between
 # them the edge, stretched to the full range. Emoji art is opaque shapes on nothing, so a faint haze or a slightly

@@ -16,6 +16,10 @@ Colour adjectives are left out of the query: the object is retrieved, and the co
 denoiser is trained with recoloured targets whose references keep their own colours), so "a green cat" finds
 the cat, not the green apple.
 
+An edit may bring its own references instead (``GenerationParams.reference_images``, the input images after the
+first): they are made into tiles exactly as the index's were (:func:`image_tile`) and fill the k slots in place of
+the retrieved ones.
+
 Sampling starts from the references too (``EmbeddedModelConfig.reference_start``): their mean, recoloured to the
 prompt's colour word if it names one (colours.py), noised to that level of the schedule, as image-to-image
 does. The references set the layout, the denoiser draws the picture.
@@ -37,7 +41,7 @@ if TYPE_CHECKING:
 
 from imageforge.engines.embedded.colours import colour_positions
 
-__all__ = ["ReferenceIndex", "retrieval_query", "write_index"]
+__all__ = ["ReferenceIndex", "image_tile", "retrieval_query", "tiles_tensor", "write_index"]
 
 _DIR = "references"
 # Temperature of the soft maximum over a concept's captions (nearest); chosen on the development paraphrases
@@ -49,6 +53,32 @@ def retrieval_query(prompt: str) -> str:
     """The prompt without its colour adjectives ("a green cat" -> "a cat"; "an orange" stays)."""
     drop = set(colour_positions(prompt))
     return " ".join(w for i, w in enumerate(prompt.split()) if i not in drop)
+
+
+def image_tile(img: Image.Image, size: int) -> np.ndarray:
+    """An image as the index stores its tiles (training/build_dataset.py ``_render``): its centred square,
+    premultiplied *before* resampling (no dark fringes from transparent pixels), area-averaged to ``size`` px and
+    rounded to uint8; (S, S, 4). A tile of the index given back as an image comes out as that tile again."""
+    rgba = img.convert("RGBA")
+    w, h = rgba.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    arr = np.asarray(rgba.crop((left, top, left + side, top + side)), dtype=np.float32) / 255.0
+    arr[..., :3] *= arr[..., 3:4]
+    # BOX on float planes is the exact area average, fractional pixel coverage included (any side, not only
+    # multiples of ``size``); PIL's own RGBA resampling premultiplies in 8 bits and un-premultiplies again.
+    planes = [Image.fromarray(np.ascontiguousarray(arr[..., c]), "F").resize((size, size), Image.Resampling.BOX)
+              for c in range(4)]  # fmt: skip
+    small = np.stack([np.asarray(p, dtype=np.float32) for p in planes], axis=-1)
+    return np.round(np.clip(small, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def tiles_tensor(tiles: np.ndarray) -> torch.Tensor:
+    """(k, S, S, 4) uint8 premultiplied tiles -> the conditioning tensor (4k, S, S) in [-1, 1]."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(tiles)).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (k, 4, S, S)
+    return x.flatten(0, 1)
 
 
 @dataclass(frozen=True)
@@ -99,10 +129,7 @@ class ReferenceIndex:
 
     def tensor(self, picks: np.ndarray) -> torch.Tensor:
         """The picked images as one conditioning tensor (4k, S, S) in [-1, 1]."""
-        import torch
-
-        x = torch.from_numpy(self.images[picks]).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (k, 4, S, S)
-        return x.flatten(0, 1)
+        return tiles_tensor(self.images[picks])
 
 
 def write_index(
