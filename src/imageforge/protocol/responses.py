@@ -235,6 +235,26 @@ class StreamOptionsParam(BaseModel):
     include_obfuscation: StrictBool | None = None
 
 
+class PromptCacheOptionsParam(BaseModel):
+    """``prompt_cache_options`` (openai-python 3.57): accepted and echoed; nothing is cached here, so there is
+    nothing to keep. ``prewarm`` (fill the cache and generate nothing) would change the result and is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    comparison_response_id: Text | None = None
+    mode: Literal["implicit", "explicit"] | None = None
+    prewarm: StrictBool | None = None
+    ttl: Literal["30m", "12h"] | None = None
+
+
+# ``include`` values OpenAI documents; for the outputs this server makes they add nothing but the logprobs list.
+INCLUDE_VALUES = frozenset({
+    "code_interpreter_call.outputs", "computer_call_output.output.image_url", "file_search_call.results",
+    "message.input_image.image_url", "message.output_text.logprobs", "reasoning.encrypted_content",
+    "web_search_call.action.sources", "web_search_call.results",
+})  # fmt: skip
+
+
 class ResponseCreateRequest(BaseModel):
     """The JSON body of ``POST /v1/responses`` as far as image generation needs it; unknown fields are refused by
     name, and fields of features this server does not offer are refused by name too (never silently ignored)."""
@@ -272,8 +292,11 @@ class ResponseCreateRequest(BaseModel):
     prompt: Any = None
     context_management: Any = None
     moderation: Any = None
-    top_logprobs: Any = None
-    prompt_cache_retention: Any = None
+    # Accepted as OpenAI accepts them (agent frameworks send them); their effect is truthful here: the built-in
+    # planner has no token probabilities (output_text.logprobs is an empty list) and there is no prompt cache.
+    top_logprobs: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    prompt_cache_options: PromptCacheOptionsParam | None = None
 
 
 # field -> why it is refused (a value of None / false is accepted as "not used").
@@ -283,8 +306,6 @@ _UNSUPPORTED = {
     "prompt": "prompt templates are not supported",
     "context_management": "context management is not supported",
     "moderation": "a Responses-level moderation policy is not supported; set moderation on the image tool",
-    "top_logprobs": "log probabilities are not available",
-    "prompt_cache_retention": "prompt caching is not available",
 }
 
 
@@ -300,6 +321,17 @@ def parse_create_request(fields: Mapping[str, Any]) -> ResponseCreateRequest:
             raise UnsupportedParameterError(f"'{name}' is not supported by this server: {why}.", param=name)
     for i, tool in enumerate(req.tools or ()):
         _served_tool(tool, f"tools[{i}]")
+    for i, value in enumerate(req.include or ()):
+        if value not in INCLUDE_VALUES:
+            options = ", ".join(f"'{v}'" for v in sorted(INCLUDE_VALUES))
+            raise InvalidRequestError(f"Invalid value: '{value}'. Supported values are: {options}.",
+                                      param=f"include[{i}]", code="invalid_value")  # fmt: skip
+    if req.prompt_cache_options is not None and req.prompt_cache_options.prewarm:
+        raise UnsupportedParameterError(
+            "'prompt_cache_options.prewarm' is not supported: this server has no prompt cache to prepare, and a "
+            "prewarm request generates no output.",
+            param="prompt_cache_options.prewarm",
+        )
     fmt = req.text.format.type if req.text is not None and req.text.format is not None else "text"
     if fmt != "text":
         raise UnsupportedParameterError(
@@ -531,6 +563,9 @@ class Response(BaseModel):
     usage: ResponseUsage | None = None
     user: str | None = None
     prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    top_logprobs: int | None = None
 
 
 ImageGenerationTool.model_rebuild()

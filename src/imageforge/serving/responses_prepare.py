@@ -172,6 +172,11 @@ class ResponsePreparer:
             truncation=req.truncation or "disabled",
             user=req.user,
             prompt_cache_key=req.prompt_cache_key,
+            prompt_cache_retention=req.prompt_cache_retention,
+            prompt_cache_options=(
+                req.prompt_cache_options.model_dump(exclude_none=True) if req.prompt_cache_options is not None else None
+            ),
+            top_logprobs=req.top_logprobs,
         )
         log.info(
             "[%s] responses model=%s tool=%s tool_choice=%s image_model=%s previous=%s turns=%d stream=%s store=%s",
