@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from imageforge.protocol.edits import ImageEditRequest
 from imageforge.protocol.images import ImageGenerateRequest
 from imageforge.protocol.responses import ResponseCreateRequest
 from tests.api.server import Server, serve
@@ -68,8 +69,16 @@ RESPONSE_BODY: dict[str, Any] = {
     "stream_options": {"include_obfuscation": False},
     "tool_choice": {"type": "image_generation"},
 }  # fmt: skip
+EDIT_BODY: dict[str, Any] = {  # the JSON form of an edit
+    "prompt": "make it blue", "model": "gpt-image-1", "quality": "low", "images": [{"image_url": _png(255)}],
+    "mask": {"image_url": _png(0)},
+}  # fmt: skip
 FIELDS: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
     *(("/images/generations", IMAGE_BODY, (name,)) for name in ImageGenerateRequest.model_fields),
+    *(("/images/edits", EDIT_BODY, (name,)) for name in ImageEditRequest.model_fields),
+    *(("/images/edits", EDIT_BODY, path) for path in [
+        ("images", 0), ("images", 0, "image_url"), ("images", 0, "file_id"), ("mask", "image_url"),
+    ]),
     *(("/responses", RESPONSE_BODY, (name,)) for name in ResponseCreateRequest.model_fields),
     *(("/responses", RESPONSE_BODY, path) for path in [
         ("input", 0), ("input", 0, "role"), ("input", 0, "content"), ("input", 0, "id"), ("input", 0, "type"),
@@ -195,7 +204,58 @@ def test_every_hostile_value_in_every_field_is_a_4xx_or_served(fuzzed: Server) -
 
     with Bystander(fuzzed) as bystander, client, ThreadPoolExecutor(4) as pool:
         list(pool.map(send, cases))
-    assert len(cases) > 6000
+    assert len(cases) > 8000
+    assert bystander.answers and set(bystander.answers) == {200}, set(bystander.answers)
+    healthy(fuzzed)
+
+
+# Multipart: hostile text in every field of an edit (raw bytes, as a client can send them), and hostile files.
+HOSTILE_FORM = [
+    b"1" + b"0" * 5000, b"9223372036854775808", b"-9223372036854775809", b"NaN", b"Infinity", b"-1", b"1.5", b" ",
+    b"x" * 40_000, b"\x00", b"true", b"null", b"[]", b"{}", b"\xff\xfe", b"\xed\xa0\x80", b"\xf0\x9f\x99\x82",
+    b"auto", b"0x0", b"99999x99999", b"data:,",
+]  # fmt: skip
+
+
+def _file(kind: str) -> bytes:
+    buf = io.BytesIO()
+    if kind == "animated":
+        frames = [Image.new("RGBA", (16, 16), (i * 60, 0, 0, 255)) for i in range(3)]
+        frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:])
+        return buf.getvalue()
+    Image.new("RGBA", (32, 32), (200, 30, 30, 255)).save(buf, "PNG")
+    png = buf.getvalue()
+    return {"truncated": png[: len(png) // 2], "empty": b"", "text": b"hello, not an image", "html": b"<html></html>",
+            "header only": png[:33], "png": png}[kind]  # fmt: skip
+
+
+FORM_FIELDS = [n for n in ImageEditRequest.model_fields if n not in ("images", "mask")]
+
+
+def test_hostile_multipart_fields_and_files(fuzzed: Server) -> None:
+    """Every hostile text value in every form field of an edit, and hostile files in each file part."""
+    good = _file("png")
+    cases: list[tuple[list[tuple[str, Any]], str]] = []
+    for name in [*FORM_FIELDS, "svg[model]", "image", "mask", "markup"]:
+        for value in HOSTILE_FORM:
+            parts = [("image", ("a.png", good, "image/png")), ("prompt", (None, b"a heart")),
+                     ("model", (None, b"gpt-image-1")), ("quality", (None, b"low"))]  # fmt: skip
+            parts = [p for p in parts if p[0] != name] + [(name, (None, value))]
+            cases.append((parts, f"form {name}={value[:30]!r}"))
+    for part in ("image", "image[]", "image[3]", "mask", "markup"):
+        for kind in ("truncated", "empty", "text", "html", "header only", "animated"):
+            parts = [("image", ("a.png", good, "image/png")), ("prompt", (None, b"a heart")),
+                     ("model", (None, b"gpt-image-1"))]  # fmt: skip
+            cases.append(([*parts, (part, ("x.png", _file(kind), "image/png"))], f"file {part}={kind}"))
+    client = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=4))
+
+    def send(case: tuple[list[tuple[str, Any]], str]) -> None:
+        parts, what = case
+        for endpoint in ("/images/edits", "/images/variations"):
+            check_answer(client.post(f"{fuzzed.v1}{endpoint}", files=parts), f"{endpoint} {what}")
+
+    with Bystander(fuzzed) as bystander, client, ThreadPoolExecutor(4) as pool:
+        list(pool.map(send, cases))
     assert bystander.answers and set(bystander.answers) == {200}, set(bystander.answers)
     healthy(fuzzed)
 

@@ -96,7 +96,8 @@ def _typed(name: str, value: str) -> Any:
     if name in _INT_FIELDS:
         text = value.strip()
         digits = text[1:] if text[:1] in "+-" else text
-        if not digits.isascii() or not digits.isdigit() or abs(int(text)) >= _INT_LIMIT:
+        # The length first: int() of thousands of digits raises (Python's conversion limit), and 20 are plenty.
+        if not digits.isascii() or not digits.isdigit() or len(digits) > 20 or abs(int(text)) >= _INT_LIMIT:
             raise InvalidRequestError(f"Invalid type for '{name}': expected an integer, but got {value[:40]!r}.",
                                       param=name, code="invalid_type")  # fmt: skip
         return int(text)
