@@ -1,7 +1,7 @@
 """Edit latency against generation at the same size and quality (steps), through HTTP with the official SDK, and
 how fast hostile uploads are refused.
 
-    python benchmarks/bench_edits.py [--repeats 5] [--quality medium] [--json out.json]
+    python -m benchmarks.bench_edits [--repeats 5] [--quality medium] [--json out.json]
 
 Against ``imageforge serve``'s app (embedded model) run by uvicorn in a thread of this process, interleaved
 rounds of: ``images.generate``; ``images.edit`` of that image at ``input_fidelity`` high (45 % of the schedule

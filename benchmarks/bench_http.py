@@ -1,7 +1,7 @@
 """The server's overhead: one request through HTTP (openai SDK -> uvicorn -> FastAPI -> worker -> encode -> JSON)
 against the same work done by calling the engine directly, in the same process, on the same engine instance.
 
-    python benchmarks/bench_http.py [--repeats 5] [--quality low] [--json out.json]
+    python -m benchmarks.bench_http [--repeats 5] [--quality low] [--json out.json]
 
 "direct" = engine.generate + imaging.encode + base64, exactly the work a b64_json response needs, run on the
 engine's worker thread (as the server runs it); "http" = the

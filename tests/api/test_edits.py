@@ -21,8 +21,9 @@ import pytest
 from PIL import Image
 
 from tests.api.images import decode_b64
-from tests.api.server import Server
+from tests.api.server import Server, serve
 from tests.engines.test_embedded_colours import is_blue, mean_colour
+from tests.engines.tiny_pipelines import save_tiny_sd
 
 
 def png(img: Image.Image) -> bytes:
@@ -97,14 +98,14 @@ def test_masked_edit_keeps_the_unmasked_pixels(server: Server, red_heart: bytes)
 
 def test_make_it_blue_gives_a_blue_heart(server: Server, red_heart: bytes) -> None:
     """The colour edit of the acceptance: blue in at least 6 of 8 seeds, measured as the colour tests do."""
-    r = server.client().images.edit(model="gpt-image-1", image=red_heart, prompt="a blue heart", n=8, quality="low",
-                                    size="1024x1024", background="transparent")  # fmt: skip
+    r = server.client().images.edit(model="imageforge-emoji", image=red_heart, prompt="a blue heart", n=8,
+                                    quality="low", size="256x256", background="transparent")  # fmt: skip
     colours = [mean_colour(decode_b64(d.b64_json)[0]) for d in r.data]
     assert sum(is_blue(c) for c in colours) >= 6, colours
 
 
 def test_streamed_edit_sends_image_edit_events(server: Server, red_heart: bytes) -> None:
-    stream = server.client().images.edit(model="gpt-image-1", image=red_heart, prompt="a red heart", quality="high",
+    stream = server.client().images.edit(model="gpt-image-1", image=red_heart, prompt="a red heart", quality="low",
                                          stream=True, partial_images=2)  # fmt: skip
     events = list(stream)
     kinds = [e.type for e in events]
@@ -233,3 +234,24 @@ def test_a_60_mb_body_is_refused_while_it_streams(server: Server) -> None:
             answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 60  # refused while it streamed in, not after reading it all
+
+
+def test_masked_edit_on_the_toy_diffusers_inpaint_pipeline(tmp_path: Path) -> None:
+    """The same endpoint on a diffusers engine (a tiny Stable Diffusion built from the real classes): the pixels
+    the mask keeps are the input's own, the masked ones are redrawn by the inpainting pipeline."""
+    pipeline = save_tiny_sd(tmp_path / "pipelines")
+    config = tmp_path / "models.toml"
+    config.write_text(f'include_defaults = false\n[models."toy-sd"]\nengine = "diffusers"\nprofile = "imageforge"\n'
+                      f'options = {{ model = "{pipeline}", device = "cpu" }}\n')  # fmt: skip
+    source = Image.new("RGBA", (32, 32), (240, 240, 240, 255))
+    source.paste((200, 30, 30, 255), (8, 8, 24, 24))
+    mask = Image.new("RGBA", (32, 32), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 16, 32))  # redraw the left half
+    with serve(tmp_path / "data", "--config", str(config)) as s:
+        r = s.client().images.edit(model="toy-sd", image=png(source), mask=png(mask), prompt="a blue square",
+                                   quality="low")  # fmt: skip
+    out = np.asarray(decode_b64(r.data[0].b64_json)[0].convert("RGBA"), dtype=np.float64)
+    src = np.asarray(source, dtype=np.float64)
+    assert out.shape == (32, 32, 4) and r.size == "32x32"  # size auto: the input's own
+    assert np.array_equal(out[:, 16:], src[:, 16:])  # kept: the input's pixels exactly
+    assert np.abs(out[:, :16] - src[:, :16]).mean() > 5  # redrawn

@@ -22,7 +22,7 @@ out.masked = summary(await client.images.edit({
   prompt: "a blue heart", quality: "low", background: "transparent",
 }));
 const stream = await client.images.edit({
-  model: "gpt-image-1", image: await file(heart, "heart.png"), prompt: "a red heart", quality: "high",
+  model: "gpt-image-1", image: await file(heart, "heart.png"), prompt: "a red heart", quality: "low",
   stream: true, partial_images: 2,
 });
 out.events = [];
