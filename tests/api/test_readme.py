@@ -61,6 +61,16 @@ def test_responses_snippet(
         assert img.size == (1024, 1024)
 
 
+def test_edit_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    code = _block("python", "client.images.edit").replace("http://127.0.0.1:8000/v1", server.v1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.split() == ["1024x1024", "True"]
+    with Image.open(tmp_path / "edited-heart.png") as img:
+        assert img.size == (1024, 1024) and img.mode == "RGBA"
+
+
 def test_schemathesis_command(server: Server, tmp_path: Path) -> None:
     """The README's fuzzing command, against the test server: no 5xx, every answer as the schema says."""
     st = shutil.which("st")
