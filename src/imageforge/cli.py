@@ -252,6 +252,9 @@ def _configure_logging(settings: Settings) -> None:
     """ImageForge's own records at the configured level; libraries keep their defaults (warnings)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("imageforge").setLevel(settings.log_level.upper())
+    # The multipart parser warns once per malformed upload, which the client already got as a 400: a hostile
+    # client must not be able to fill the log with them.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
