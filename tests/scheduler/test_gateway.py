@@ -10,7 +10,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from imageforge.metrics import Metrics
 from imageforge.params import GenerationParams
 from imageforge.scheduler.gateway import Idle, InProcessGateway, RunDone, StepImage
 from imageforge.scheduler.pool import EnginePool
-from imageforge.scheduler.worker import EngineWorker
+from tests.scheduler.holding import engine_held
 
 MODEL = "fake-model"
 
@@ -54,26 +53,6 @@ def engine_of(gateway: InProcessGateway) -> FakeEngine:
     engine = gateway.pool.worker(MODEL).engine
     assert isinstance(engine, FakeEngine)
     return engine
-
-
-@contextmanager
-def engine_held(worker: EngineWorker) -> Iterator[Callable[[], None]]:
-    """Occupy the engine's thread (a maintenance call) so that submitted jobs wait in the queue, until the
-    function yielded is called or the block ends."""
-    gate, started = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        started.set()
-        gate.wait(30)
-
-    holder = threading.Thread(target=worker.call, args=(hold,), daemon=True)
-    holder.start()
-    assert started.wait(30)
-    try:
-        yield gate.set
-    finally:
-        gate.set()
-        holder.join(30)
 
 
 async def collect(gen: Any) -> list[Any]:

@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from imageforge.serving.pipeline import (
     preview_steps,
 )
 from imageforge.serving.usage import image_tokens
+from tests.scheduler.holding import engine_held
 
 Factory = Callable[..., AppState]
 SMALL = "imageforge"  # the imageforge profile takes 64x64: fast images on the fake engine
@@ -103,26 +103,6 @@ def usage_requests(state: AppState, key: str = "key_a") -> float | None:
 
 def queue_depth(state: AppState) -> float | None:
     return state.metrics.registry.get_sample_value("imageforge_queue_depth", {"engine": worker_of(state).name})
-
-
-@contextmanager
-def engine_held(worker: EngineWorker) -> Iterator[Callable[[], None]]:
-    """Occupy the engine's thread (a maintenance call) so that queued jobs wait, until the function yielded is
-    called or the block ends."""
-    gate, started = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        started.set()
-        gate.wait(30)
-
-    holder = threading.Thread(target=worker.call, args=(hold,), daemon=True)
-    holder.start()
-    assert started.wait(30)
-    try:
-        yield gate.set
-    finally:
-        gate.set()
-        holder.join(30)
 
 
 async def run_all(state: AppState, job: ImageJob, cancel: threading.Event | None = None) -> list[Any]:
