@@ -265,3 +265,54 @@ def test_malformed_uploads_do_not_fill_the_log(server: Server) -> None:
                        headers={"content-type": "multipart/form-data; boundary=b"})  # fmt: skip
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_multipart"
     assert "python_multipart" not in server.log()
+
+
+SMALL = png(Image.new("RGBA", (64, 64), (200, 30, 30, 255)))
+# Reference §3.2 and §5.3 for edits: (fields, files, param, code); the image is SMALL unless files say otherwise.
+INVALID_EDITS: list[tuple[dict[str, Any], Any, str | None, str]] = [
+    ({"model": "gpt-image-1"}, [("image", ("a.png", SMALL, "image/png"))], "prompt", "missing_required_parameter"),
+    ({"model": "gpt-image-1", "prompt": "x"}, [], "image", "missing_required_parameter"),
+    ({"model": "dall-e-2", "prompt": "x" * 1001}, None, "prompt", "string_above_max_length"),
+    ({"model": "gpt-image-1", "prompt": "x", "response_format": "url"}, None, "response_format", "unknown_parameter"),
+    ({"model": "gpt-image-1", "prompt": "x", "size": "512x512"}, None, "size", "invalid_value"),
+    ({"model": "dall-e-2", "prompt": "x", "size": "1536x1024"}, None, "size", "invalid_value"),
+    ({"model": "gpt-image-1", "prompt": "x", "n": "0"}, None, "n", "invalid_value"),
+    ({"model": "gpt-image-1", "prompt": "x", "n": "11"}, None, "n", "invalid_value"),
+    ({"model": "gpt-image-1", "prompt": "x", "n": "two"}, None, "n", "invalid_type"),
+    ({"model": "gpt-image-1", "prompt": "x", "quality": "ultra"}, None, "quality", "invalid_value"),
+    ({"model": "dall-e-2", "prompt": "x", "quality": "low"}, None, "quality", "invalid_value"),
+    ({"model": "dall-e-2", "prompt": "x", "output_format": "webp"}, None, "output_format", "unsupported_parameter"),
+    ({"model": "dall-e-2", "prompt": "x", "stream": "true"}, None, "stream", "unsupported_parameter"),
+    ({"model": "gpt-image-1", "prompt": "x", "partial_images": "4", "stream": "true"}, None, "partial_images",
+     "invalid_value"),
+    ({"model": "gpt-image-1", "prompt": "x", "stream": "yes"}, None, "stream", "invalid_type"),
+    ({"model": "gpt-image-1", "prompt": "x", "background": "transparent", "output_format": "jpeg"}, None,
+     "background", None),
+    ({"model": "gpt-image-1", "prompt": "x", "colour": "blue"}, None, "colour", "unknown_parameter"),
+    ({"model": "gpt-image-1", "prompt": "x", "input_fidelity": "medium"}, None, "input_fidelity", "invalid_value"),
+    ({"model": "gpt-image-1", "prompt": "x"}, [("image[]", ("a.png", SMALL, "image/png")),
+     ("image[]", ("b.png", b"GIF89a not really", "image/png"))], "image[1]", "unsupported_file_mimetype"),
+    ({"model": "gpt-image-1", "prompt": "x"}, [("image", (None, b"a string, not a file"))], "image[0]",
+     "invalid_type"),
+    ({"model": "dall-e-2", "prompt": "x"}, [("image", ("a.jpg", b"\xff\xd8\xff" + b"0" * 64, "image/jpeg"))], "image",
+     "unsupported_file_mimetype"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fields,files,param,code", INVALID_EDITS)
+def test_invalid_edits_name_their_param_and_code(server: Server, fields: dict[str, Any], files: Any,
+                                                 param: str | None, code: str | None) -> None:  # fmt: skip
+    parts = [("image", ("a.png", SMALL, "image/png"))] if files is None else files
+    r = httpx.post(f"{server.v1}/images/edits", data=fields, files=parts or None, timeout=30)
+    if not parts:  # no file at all: send the fields as a multipart form anyway (the SDKs always do)
+        r = httpx.post(f"{server.v1}/images/edits", files=[(k, (None, v.encode())) for k, v in fields.items()],
+                       timeout=30)  # fmt: skip
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert (error["param"], error["code"]) == (param, code), error
+
+
+def test_an_unknown_model_is_a_404(server: Server) -> None:
+    r = httpx.post(f"{server.v1}/images/edits", data={"model": "no-such-model", "prompt": "x"},
+                   files=[("image", ("a.png", SMALL, "image/png"))], timeout=30)  # fmt: skip
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
