@@ -350,6 +350,9 @@ class EngineWorker:
         except asyncio.CancelledError:
             cancel.set()  # the engine drops the job within one step; a job still queued gives its slot back
             self.withdraw(job)
+            # Nobody awaits the job any more: its cancellation error, when it comes, is retrieved here rather than
+            # logged by asyncio as "never retrieved".
+            waited.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
         finally:
             if timings is not None:
