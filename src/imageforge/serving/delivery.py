@@ -12,10 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imageforge.moderation import Level
 from imageforge.serving.audit import RequestAudit
 from imageforge.serving.encoding import EncodePool
-from imageforge.serving.screening import Screening
+from imageforge.serving.screening import Screening, level_of
 from imageforge.storage.files import FileImageStore
 from imageforge.storage.signing import UrlSigner
 from imageforge.validation import ResolvedRequest
@@ -68,7 +67,7 @@ class Delivery:
         created: int = 0,
     ) -> list[DeliveredImage]:
         """Moderate and encode ``images``; base64 text, or stored and linked (``b64=False``)."""
-        level: Level = "low" if r.moderation == "low" else "auto"
+        level = level_of(r.moderation)
         encoding = asyncio.gather(
             *(self.encoder.run(im, r.output_format, r.output_compression, as_b64=b64) for im in images)
         )

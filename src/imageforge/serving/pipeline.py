@@ -39,7 +39,7 @@ from imageforge.scheduler.gateway import EngineGateway, EngineRun, Idle, RunDone
 from imageforge.serving.audit import RequestAudit
 from imageforge.serving.delivery import DeliveredImage, Delivery
 from imageforge.serving.ratelimit import RateLimiter
-from imageforge.serving.screening import Screening
+from imageforge.serving.screening import Screening, level_of
 from imageforge.serving.usage import TokenCounter, image_tokens
 from imageforge.validation import ResolvedRequest
 
@@ -85,7 +85,7 @@ class ImageJob:
     @property
     def level(self) -> Level:
         """The moderation policy: the request's ``moderation``; ``auto`` for models without the parameter."""
-        return "low" if self.request.moderation == "low" else "auto"
+        return level_of(self.request.moderation)
 
 
 @dataclass(frozen=True)

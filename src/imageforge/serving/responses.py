@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -128,7 +129,7 @@ class ResponsesService:
         it (a remote planner may rewrite them)."""
         assert p.plan is not None or charged
         partials = (p.tool.partial_images or 0) if p.stream and p.tool is not None else 0
-        resolved = _with_partials(resolved, partials)
+        resolved = dataclasses.replace(resolved, partial_images=partials)
         user_text = next((t.text for t in reversed(p.turns) if t.role == "user"), None)
         images = (p.edit_inputs[0],) if resolved.params.init_image is not None and p.edit_inputs else ()
         return ImageJob(resolved, prompt=resolved.params.prompt, key_id=p.key_id, endpoint="responses",
@@ -365,9 +366,3 @@ class ResponsesService:
     async def delete(self, response_id: str) -> None:
         if not await asyncio.to_thread(self.store.delete, response_id):
             raise NotFoundError(f"Response with id '{response_id}' not found.")
-
-
-def _with_partials(resolved: ResolvedRequest, partials: int) -> ResolvedRequest:
-    import dataclasses
-
-    return dataclasses.replace(resolved, partial_images=partials)

@@ -17,9 +17,14 @@ from imageforge.metrics import Metrics
 from imageforge.moderation import Level, Moderator, Verdict
 from imageforge.serving.audit import RequestAudit
 
-__all__ = ["Screening", "refusal"]
+__all__ = ["Screening", "level_of", "refusal"]
 
 log = logging.getLogger(__name__)
+
+
+def level_of(moderation: str | None) -> Level:
+    """A request's moderation policy: its ``moderation``; ``auto`` for models without the parameter (DALL·E)."""
+    return "low" if moderation == "low" else "auto"
 
 
 def refusal(verdict: Verdict, gpt: bool, request_id: str) -> ModerationBlockedError:
