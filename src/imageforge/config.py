@@ -12,6 +12,13 @@ OpenAI names, each with that OpenAI model's rules. A TOML file adds or replaces 
     model = "/models/sd-turbo"          # a diffusers directory, a .safetensors file, or a hub id
     guidance_scale = 0.0
     quality_steps = { low = 1, medium = 2, high = 4 }
+
+``--model SOURCE`` / ``--model ID=SOURCE`` (``IMAGEFORGE_MODELS``, comma-separated) adds entries without a file:
+the family is detected from the checkpoint (``engines/families.py``, ``engines/sources.py``) and its recommended
+settings apply. They come after the file's entries (and replace any of the same id). The **first** ``--model``
+also answers every OpenAI name (``gpt-image-1``, ``dall-e-3``, ... and their aliases), each with that name's own
+profile rules, so an unchanged OpenAI client gets the real model; a name the catalogue file sets itself keeps the
+file's entry (explicit beats implied). ``imageforge-emoji`` stays the embedded model.
 """
 
 from __future__ import annotations
@@ -43,6 +50,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("imageforge-data"), description="where stored images and state live")
     config: Path | None = Field(default=None, description="model catalogue (TOML)")
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="models to serve: SOURCE or ID=SOURCE (hub id, diffusers directory or .safetensors file; "
+        "environment: comma-separated); the first also answers the OpenAI model names",
+    )
+    offline: bool = Field(default=False, description="use only local files and the Hugging Face cache (no network)")
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N (engines that support it)")
     dtype: str = Field(default="auto", description="auto, float32, float16 or bfloat16 (diffusers engines)")
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch (default: torch's choice)")
@@ -167,7 +180,7 @@ class Settings(BaseSettings):
             return {k.strip(): v.strip() for k, v in pairs}
         return value
 
-    @field_validator("api_keys", "planner_models", "moderation_plugins", mode="before")
+    @field_validator("api_keys", "planner_models", "moderation_plugins", "models", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -228,19 +241,44 @@ def default_catalogue() -> Catalogue:
 
 
 def load_catalogue(settings: Settings) -> Catalogue:
+    """The default entries, then the catalogue file's, then the ``--model`` entries (see the module docstring)."""
     base = default_catalogue()
-    if settings.config is None:
-        return base
+    file_models: dict[str, ModelEntry] = {}
+    include_defaults = True
+    if settings.config is not None:
+        file_models, include_defaults = _read_catalogue_file(settings.config)
+    models = dict(base.models) if include_defaults else {}
+    models.update(file_models)
+    if settings.models:
+        models.update(_cli_models(settings, file_models))
+    return Catalogue(models)
+
+
+def _cli_models(settings: Settings, file_models: dict[str, ModelEntry]) -> dict[str, ModelEntry]:
+    # Imported here: sources builds ModelEntry objects from this module (and reads checkpoints, which only
+    # happens when --model is used).
+    from imageforge.engines.sources import entries_for
+
+    entries = entries_for(settings.models, settings)
+    first = next(iter(entries.values()))
+    openai = {name: name for name in OPENAI_NAMES} | OPENAI_ALIASES
+    for name, profile in openai.items():
+        if name in entries:  # `--model dall-e-3=...` names it: that name's rules still apply
+            entries[name] = entries[name].model_copy(update={"profile": profile})
+        elif name not in file_models:
+            entries[name] = first.model_copy(update={"profile": profile})
+    return entries
+
+
+def _read_catalogue_file(path: Path) -> tuple[dict[str, ModelEntry], bool]:
     try:
-        raw = tomllib.loads(Path(settings.config).read_text())
+        raw = tomllib.loads(Path(path).read_text())
         parsed = _CatalogueFile.model_validate(raw)
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
-        raise ConfigurationError(f"cannot read model catalogue {settings.config}: {exc}") from exc
+        raise ConfigurationError(f"cannot read model catalogue {path}: {exc}") from exc
     for model_id, entry in parsed.models.items():
         if entry.profile not in PROFILES:
             raise ConfigurationError(
                 f"model {model_id!r}: unknown profile {entry.profile!r}; known: {', '.join(sorted(PROFILES))}"
             )
-    models = dict(base.models) if parsed.include_defaults else {}
-    models.update(parsed.models)
-    return Catalogue(models)
+    return dict(parsed.models), parsed.include_defaults

@@ -8,12 +8,16 @@
 * ``callback_on_step_end`` reports every step; previews decode the scheduler's x0 estimate
   (``diffusers_previews``); cancellation sets the pipeline's ``_interrupt`` flag, which every diffusers pipeline
   checks before each step (diffusers docs, "Pipeline callbacks: interrupt the diffusion process").
+* A family's recommended scheduler (``scheduler``, ``scheduler_config``: e.g. trailing timesteps for distilled
+  models) replaces the checkpoint's own at load; ``call_options`` are extra pipeline-call arguments (FLUX's
+  ``max_sequence_length``). ``engines/families.py`` holds these per model family.
 * Transparent backgrounds: these models draw no alpha, so the prompt asks for a plain white background and the
   result is matted (``imaging/matte.py``); the prompt actually used is reported.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -30,7 +34,13 @@ from imageforge.engines.base import (
     resolve_device,
 )
 from imageforge.engines.chunks import plan_chunks
-from imageforge.engines.diffusers_loading import load_preview_vae, load_text2image, resolve_dtype
+from imageforge.engines.diffusers_loading import (
+    check_call_options,
+    load_preview_vae,
+    load_text2image,
+    replace_scheduler,
+    resolve_dtype,
+)
 from imageforge.engines.diffusers_previews import capture_x0, decode_latents
 from imageforge.errors import GenerationCancelled
 from imageforge.imaging.canvas import blend, flatten
@@ -64,6 +74,9 @@ class DiffusersEngine:
         max_steps: int = 150,
         max_pixels: int = 2048 * 2048,
         preview_vae: str | None = None,
+        scheduler: str | None = None,
+        scheduler_config: dict[str, Any] | None = None,
+        call_options: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.pipeline_class = pipeline
@@ -75,6 +88,9 @@ class DiffusersEngine:
         self.local_files_only = local_files_only
         self.guidance_scale = guidance_scale
         self.preview_vae_source = preview_vae
+        self.scheduler = scheduler
+        self.scheduler_config = dict(scheduler_config or {})
+        self.call_options = dict(call_options or {})
         self._caps = EngineCapabilities(
             native_resolutions=((native_size, native_size),),
             max_batch=max_batch,
@@ -109,6 +125,8 @@ class DiffusersEngine:
             revision=self.revision,
             local_files_only=self.local_files_only,
         )
+        replace_scheduler(pipe, self.scheduler, self.scheduler_config)
+        check_call_options(pipe, self.call_options)
         pipe = pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         if self.preview_vae_source:
@@ -215,7 +233,10 @@ class DiffusersEngine:
         import torch
 
         p0 = batch[0]
-        kwargs: dict[str, Any] = {
+        # Call options go only to pipelines that take them (a family's img2img variant may not).
+        accepted = inspect.signature(self._pipeline_for(p0.mode).__call__).parameters
+        kwargs: dict[str, Any] = {k: v for k, v in self.call_options.items() if k in accepted}
+        kwargs |= {
             "prompt": [prompts[r] for r, _ in rows],
             "num_images_per_prompt": 1,
             "num_inference_steps": p0.steps,
@@ -266,9 +287,11 @@ class DiffusersEngine:
         tok = max((t for t in tokenizers if t is not None), key=lambda t: t.model_max_length, default=None)
         if tok is None or not getattr(tok, "is_fast", False):
             return prompt
-        enc = tok(prompt, truncation=True, max_length=tok.model_max_length, return_offsets_mapping=True)
+        # The longest encoder reads max_sequence_length tokens where the family sets it (FLUX schnell: 256).
+        limit = min(tok.model_max_length, self.call_options.get("max_sequence_length", tok.model_max_length))
+        enc = tok(prompt, truncation=True, max_length=limit, return_offsets_mapping=True)
         ends = [end for start, end in enc["offset_mapping"] if end > start]
-        if not ends or len(tok(prompt)["input_ids"]) <= tok.model_max_length:
+        if not ends or len(tok(prompt)["input_ids"]) <= limit:
             return prompt
         return prompt[: max(ends)]
 

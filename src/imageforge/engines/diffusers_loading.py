@@ -11,7 +11,15 @@ from typing import Any
 
 from imageforge.errors import ConfigurationError, EngineUnavailableError, UnsafeCheckpointError
 
-__all__ = ["PICKLE_SUFFIXES", "load_preview_vae", "load_text2image", "refuse_pickles", "resolve_dtype"]
+__all__ = [
+    "PICKLE_SUFFIXES",
+    "check_call_options",
+    "load_preview_vae",
+    "load_text2image",
+    "refuse_pickles",
+    "replace_scheduler",
+    "resolve_dtype",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +115,33 @@ def load_preview_vae(source: str, torch_dtype: Any) -> Any:
         source, lambda: diffusers.AutoencoderTiny.from_pretrained(str(path) if path.is_dir() else source,
                                                                   use_safetensors=True, dtype=torch_dtype)
     )  # fmt: skip
+
+
+def replace_scheduler(pipe: Any, name: str | None, overrides: dict[str, Any] | None) -> None:
+    """Swap in scheduler class ``name`` (None: keep the checkpoint's own) built from the pipeline's scheduler config
+    with ``overrides`` (e.g. ``timestep_spacing="trailing"`` for distilled models), as model cards do with
+    ``Scheduler.from_config(pipe.scheduler.config, ...)``."""
+    if name is None and not overrides:
+        return
+    diffusers = _diffusers()
+    cls = type(pipe.scheduler) if name is None else getattr(diffusers, name, None)
+    if cls is None or not hasattr(cls, "from_config"):
+        raise ConfigurationError(f"unknown diffusers scheduler class {name!r}")
+    try:
+        pipe.scheduler = cls.from_config(pipe.scheduler.config, **(overrides or {}))
+    except Exception as exc:  # a scheduler that rejects the checkpoint's config: a catalogue error, named
+        raise ConfigurationError(f"cannot build scheduler {cls.__name__}: {type(exc).__name__}: {exc}") from exc
+    log.info("scheduler %s %s", cls.__name__, overrides or "")
+
+
+def check_call_options(pipe: Any, options: dict[str, Any]) -> None:
+    """Refuse extra call arguments the pipeline does not take (a typo would otherwise fail every request)."""
+    import inspect
+
+    accepted = inspect.signature(pipe.__call__).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigurationError(f"{type(pipe).__name__} takes no call option(s) {', '.join(unknown)}")
 
 
 def _loading(source: str, load: Any) -> Any:
