@@ -65,6 +65,42 @@ def test_bad_requests_exit_2_naming_the_parameter(tmp_path: Path, args: list[str
     assert not list(tmp_path.iterdir()), "nothing is written on error"
 
 
+def test_generate_saves_previews_in_process(tmp_path: Path) -> None:
+    r = run("generate", "a red apple", "-o", "apple.webp", "--size", "256x256", "--quality", "medium",
+            "--partials", "previews", "--partial-images", "3", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "previews").iterdir())
+    assert names == [f"apple-partial-{i}.webp" for i in range(3)]
+    final = load(tmp_path / "apple.webp")
+    previews = [load(tmp_path / "previews" / n) for n in names]
+    assert all(p.size == final.size == (256, 256) and p.format == "WEBP" for p in previews)
+    # Previews are the denoising's estimates on the way, not copies of the final image.
+    assert previews[0].tobytes() != final.tobytes()
+
+
+def test_edit_in_process_keeps_the_unmasked_half(tmp_path: Path) -> None:
+    Image.new("RGB", (256, 256), (220, 30, 30)).save(tmp_path / "red.png")
+    mask = Image.new("RGBA", (256, 256), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 128, 256))
+    mask.save(tmp_path / "mask.png")
+    r = run("edit", "a blue heart", "-i", "red.png", "--mask", "mask.png", "--seed", "5", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = load(tmp_path / "edited.png").convert("RGB")
+    assert out.size == (256, 256) and "seed 5" in r.stdout
+    kept = out.crop((160, 20, 250, 230)).resize((1, 1)).getpixel((0, 0))
+    assert isinstance(kept, tuple) and kept[0] > 180 and kept[2] < 80, kept
+
+
+def test_edit_refuses_what_the_api_refuses(tmp_path: Path) -> None:
+    Image.new("RGB", (256, 256), (220, 30, 30)).save(tmp_path / "red.png")
+    Image.new("RGBA", (128, 128)).save(tmp_path / "small.png")
+    r = run("edit", "x", "-i", "red.png", "--mask", "small.png", cwd=tmp_path)
+    assert r.returncode == 2 and "  param: mask" in r.stderr.splitlines(), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["red.png", "small.png"]
+    r = run("edit", "x", "-i", "missing.png", cwd=tmp_path)
+    assert r.returncode == 2 and "cannot read missing.png" in r.stderr and "  param: image" in r.stderr
+
+
 def test_models_lists_the_default_catalogue(tmp_path: Path) -> None:
     r = run("models", cwd=tmp_path)
     assert r.returncode == 0
@@ -74,7 +110,8 @@ def test_models_lists_the_default_catalogue(tmp_path: Path) -> None:
 
 def test_every_serve_flag_reaches_its_setting() -> None:
     """A flag that parsed but never reached Settings would be silently ignored (it happened: --max-batch)."""
-    from imageforge.cli import _parser, _settings
+    from imageforge.cli.parser import build_parser as _parser
+    from imageforge.cli.parser import settings_from as _settings
 
     ns = _parser().parse_args([
         "serve", "--queue-limit", "3", "--max-batch", "1", "--batch-wait-ms", "2.5", "--request-timeout", "9",
@@ -95,7 +132,8 @@ def test_every_serve_flag_reaches_its_setting() -> None:
 
 
 def test_moderation_flags_reach_their_settings() -> None:
-    from imageforge.cli import _parser, _settings
+    from imageforge.cli.parser import build_parser as _parser
+    from imageforge.cli.parser import settings_from as _settings
 
     ns = _parser().parse_args([
         "serve", "--no-moderation-input", "--no-moderation-output", "--moderation-auto", "sexual=0.6,image=off",

@@ -33,7 +33,7 @@ from imageforge.serving.usage import input_image_tokens
 from imageforge.validation import ResolvedRequest
 from imageforge.validation_edits import refuse_markup, resolve_edit
 
-__all__ = ["DALLE_UPLOAD_BYTES", "GPT_UPLOAD_BYTES", "EditsService", "upload_limits"]
+__all__ = ["DALLE_UPLOAD_BYTES", "GPT_UPLOAD_BYTES", "EditInputs", "EditsService", "decode_inputs", "upload_limits"]
 
 GPT_UPLOAD_BYTES = 50 << 20  # OpenAI's limits per input image (reference §3.2)
 DALLE_UPLOAD_BYTES = 4 << 20
@@ -48,9 +48,30 @@ def upload_limits(profile: Profile) -> tuple[int, tuple[str, ...], str]:
 
 
 @dataclass(frozen=True)
-class _Inputs:
+class EditInputs:
     images: list[DecodedUpload]
     mask: Any | None  # the engines' repaint mask
+
+
+def decode_inputs(profile: Profile, files: Sequence[UploadedFile], mask: UploadedFile | None) -> EditInputs:
+    """Check and decode every upload of an edit (blocking: run it in a worker thread); the first refusal names
+    its part. The CLI's in-process edits go through here too, so they are refused exactly where the API refuses."""
+    if len(files) > 16:
+        raise InvalidRequestError(f"At most 16 images may be edited together; {len(files)} were sent.",
+                                  param="image", code="invalid_value")  # fmt: skip
+    max_bytes, formats, whose = upload_limits(profile)
+    images = [decode_upload(f.data, f.param, max_bytes=max_bytes, formats=formats, limit_for=whose) for f in files]
+    if not profile.gpt and images[0].width != images[0].height:
+        first = images[0]
+        raise InvalidRequestError(f"Invalid file '{files[0].param}': {profile.name} edits a square image; "
+                                  f"this one is {first.width}x{first.height}.", param=files[0].param,
+                                  code="invalid_image_file")  # fmt: skip
+    repaint = None
+    if mask is not None:
+        decoded = decode_upload(mask.data, mask.param, max_bytes=DALLE_UPLOAD_BYTES, formats=("PNG",),
+                                limit_for="masks")  # fmt: skip
+        repaint = check_mask(decoded, images[0], mask.param)
+    return EditInputs(images, repaint)
 
 
 class EditsService(ImagesEndpoint):
@@ -69,7 +90,7 @@ class EditsService(ImagesEndpoint):
         if form.markup is not None:
             refuse_markup(form.mask is not None)
         profile = self._profile(req)
-        inputs = await asyncio.to_thread(self._decode, profile, form.images, form.mask)
+        inputs = await asyncio.to_thread(decode_inputs, profile, form.images, form.mask)
         return await self._start(req, inputs, request_id, cancel, key_id, base_url)
 
     async def start_json(
@@ -87,36 +108,16 @@ class EditsService(ImagesEndpoint):
                                       code="missing_required_parameter")  # fmt: skip
         files = [_ref_bytes(ref, f"images[{i}]") for i, ref in enumerate(req.images)]
         mask = _ref_bytes(req.mask, "mask") if req.mask is not None else None
-        inputs = await asyncio.to_thread(self._decode, profile, files, mask)
+        inputs = await asyncio.to_thread(decode_inputs, profile, files, mask)
         return await self._start(req, inputs, request_id, cancel, key_id, base_url)
 
     def _profile(self, req: ImageEditRequest) -> Profile:
         return self.catalogue.profile(req.model or self.default_gpt_model)
 
-    @staticmethod
-    def _decode(profile: Profile, files: Sequence[UploadedFile], mask: UploadedFile | None) -> _Inputs:
-        """Check and decode every upload (blocking: a worker thread); the first refusal names its part."""
-        if len(files) > 16:
-            raise InvalidRequestError(f"At most 16 images may be edited together; {len(files)} were sent.",
-                                      param="image", code="invalid_value")  # fmt: skip
-        max_bytes, formats, whose = upload_limits(profile)
-        images = [decode_upload(f.data, f.param, max_bytes=max_bytes, formats=formats, limit_for=whose) for f in files]
-        if not profile.gpt and images[0].width != images[0].height:
-            first = images[0]
-            raise InvalidRequestError(f"Invalid file '{files[0].param}': {profile.name} edits a square image; "
-                                      f"this one is {first.width}x{first.height}.", param=files[0].param,
-                                      code="invalid_image_file")  # fmt: skip
-        repaint = None
-        if mask is not None:
-            decoded = decode_upload(mask.data, mask.param, max_bytes=DALLE_UPLOAD_BYTES, formats=("PNG",),
-                                    limit_for="masks")  # fmt: skip
-            repaint = check_mask(decoded, images[0], mask.param)
-        return _Inputs(images, repaint)
-
     async def _start(
         self,
         req: ImageEditRequest,
-        inputs: _Inputs,
+        inputs: EditInputs,
         request_id: str,
         cancel: threading.Event,
         key_id: str,
