@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 
@@ -19,3 +20,11 @@ def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith("IMAGEFORGE_"):
             monkeypatch.delenv(key)
     yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_garbage_per_module() -> Iterator[None]:
+    """Anything a test module leaks (an unclosed socket, say) is found when that module ends, so the warning
+    fails the module that leaked it instead of whichever later test the garbage collector happens to run in."""
+    yield
+    gc.collect()

@@ -8,7 +8,9 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import openai
 import pytest
 from PIL import Image
 
@@ -24,10 +26,22 @@ def _block(lang: str, marker: str) -> str:
     raise AssertionError(f"no ```{lang} block containing {marker!r} in the README")
 
 
+def _exec(code: str) -> None:
+    """Run a README snippet as a script would, then close the SDK clients it made: a script's process exit
+    closes them, but here their pooled sockets would otherwise be found unclosed by a later test's GC."""
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        for value in namespace.values():
+            if isinstance(value, openai.OpenAI):
+                value.close()
+
+
 def test_python_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code = _block("python", "from openai import OpenAI").replace("http://127.0.0.1:8000/v1", server.v1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    _exec(code)
     with Image.open(tmp_path / "heart.png") as img:
         assert img.size == (1024, 1024) and img.mode == "RGBA"
 
@@ -43,7 +57,7 @@ def test_curl_example(server: Server) -> None:
 def test_streaming_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code = _block("python", "partial_images=2").replace("http://127.0.0.1:8000/v1", server.v1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    _exec(code)
     with Image.open(tmp_path / "star.png") as img:
         assert img.size == (1024, 1024)
 
@@ -53,7 +67,7 @@ def test_responses_snippet(
 ) -> None:
     code = _block("python", "client.responses.create").replace("http://127.0.0.1:8000/v1", server.v1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    _exec(code)
     out = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"ig_[0-9a-f]{32} completed generate a red heart", out[0]), out
     assert out[1:] == ["preview 0", "completed"]
@@ -65,7 +79,7 @@ def test_edit_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.Monkey
                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     code = _block("python", "client.images.edit").replace("http://127.0.0.1:8000/v1", server.v1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    _exec(code)
     assert capsys.readouterr().out.split() == ["1024x1024", "True"]
     with Image.open(tmp_path / "edited-heart.png") as img:
         assert img.size == (1024, 1024) and img.mode == "RGBA"
