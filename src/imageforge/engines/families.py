@@ -28,7 +28,8 @@ _TAESD = "madebyollin/taesd"  # SD 1.x / 2.x
 _TAESDXL = "madebyollin/taesdxl"  # SDXL (and PixArt-Sigma, which uses the SDXL VAE)
 _TAESD3 = "madebyollin/taesd3"  # SD3 / SD3.5 (16 latent channels)
 _TAEF1 = "madebyollin/taef1"  # FLUX.1
-_TRAILING = (("timestep_spacing", "trailing"),)  # distilled models start at t=999 (arXiv:2305.08891, table 2)
+_TRAILING = (("timestep_spacing", "trailing"),)
+_NO_BINNING = (("use_resolution_binning", False),)  # distilled models start at t=999 (arXiv:2305.08891, table 2)
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,15 @@ FAMILIES: dict[str, Family] = {
         Family("flux-schnell", "FLUX.1 schnell (1-4 steps)", _FLUX, QualitySteps(1, 2, 4), 0.0, 1024, 1,
                "gpt-image-1", _TAEF1, call_options=(("max_sequence_length", 256),),
                examples=("black-forest-labs/FLUX.1-schnell",)),
+        # PixArt and Sana would snap a size to their nearest trained aspect-ratio bin and resample the result back:
+        # 1536x1024 would be drawn at 1216x832 and upscaled. The API honours sizes exactly, so they draw it as asked.
         Family("pixart-sigma", "PixArt-Sigma (1024 px, T5)", "PixArtSigmaPipeline", QualitySteps(14, 20, 30), 4.5,
-               1024, 2, "gpt-image-1", _TAESDXL, examples=("PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",)),
+               1024, 2, "gpt-image-1", _TAESDXL, call_options=_NO_BINNING,
+               examples=("PixArt-alpha/PixArt-Sigma-XL-2-1024-MS",)),
         # Sana's DC-AE compresses 32x; no TAESD-family decoder matches it, so previews use its own VAE.
         Family("sana", "Sana (1024 px, Gemma text encoder, DC-AE)", "SanaPipeline", QualitySteps(14, 20, 30), 4.5,
-               1024, 2, "gpt-image-1", None, examples=("Efficient-Large-Model/Sana_1600M_1024px_diffusers",)),
+               1024, 2, "gpt-image-1", None, call_options=_NO_BINNING,
+               examples=("Efficient-Large-Model/Sana_1600M_1024px_diffusers",)),
     )
 }  # fmt: skip
 

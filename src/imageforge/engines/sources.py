@@ -25,7 +25,18 @@ from imageforge.engines.detection import Detection, detect_directory, detect_sin
 from imageforge.engines.diffusers_loading import PICKLE_SUFFIXES
 from imageforge.errors import ConfigurationError, UnsafeCheckpointError
 
-__all__ = ["ModelSpec", "detect", "entries_for", "is_offline", "locate", "parse_spec", "pull", "pull_preview"]
+__all__ = [
+    "ModelSpec",
+    "detect",
+    "entries_for",
+    "is_offline",
+    "locate",
+    "parse_spec",
+    "pipeline_files",
+    "preview_cached",
+    "pull",
+    "pull_preview",
+]
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +192,7 @@ def _download(repo_id: str, variant: str | None) -> Path:
                 "file and pass the path"
             )
         index = json.loads(Path(hf_hub_download(repo_id, "model_index.json")).read_text())
-        patterns = _pipeline_files(files, index, variant)
+        patterns = pipeline_files(files, index, variant)
         log.info("downloading %s: %d files (variant %s)", repo_id, len(patterns), variant or "none")
         return Path(snapshot_download(repo_id, allow_patterns=patterns, ignore_patterns=_NEVER))
     except GatedRepoError as exc:
@@ -203,7 +214,7 @@ def _download(repo_id: str, variant: str | None) -> Path:
         ) from exc  # fmt: skip
 
 
-def _pipeline_files(files: Sequence[str], index: dict[str, Any], variant: str | None) -> list[str]:
+def pipeline_files(files: Sequence[str], index: dict[str, Any], variant: str | None) -> list[str]:
     """The files ``from_pretrained`` reads: model_index.json, and per listed component its side files and one set
     of safetensors weights (the variant's where the component has them, else the plain ones)."""
     components = {n for n, s in index.items() if not n.startswith("_") and isinstance(s, list) and s[0] is not None}
