@@ -38,7 +38,7 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_pull_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``imageforge pull SOURCE [--offline] [--variant fp16]``; ``subparsers`` is ``add_subparsers()``'s result."""
-    pull = subparsers.add_parser(
+    pull: argparse.ArgumentParser = subparsers.add_parser(
         "pull", help="download a hub model into the Hugging Face cache and show how it will be served"
     )
     pull.add_argument("source", help="hub id (org/name), diffusers directory or .safetensors file")
