@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         default="gpt-image-1", description="the model an omitted `model` means when a GPT-only parameter is sent"
     )
 
-    # Moderation (README "Moderation"; thresholds in moderation/policy.py).
+    # Moderation (docs/moderation.md; thresholds in moderation/policy.py).
     moderation_input: bool = Field(default=True, description="check prompts and input images (stage input)")
     moderation_output: bool = Field(
         default=True, description="check every generated image, partial images included (stage output)"

@@ -148,7 +148,7 @@ class EngineCapabilities:
     alpha: AlphaSupport
     min_steps: int
     max_steps: int
-    # API quality -> denoising steps ("low", "medium", "high"); written down in the README per engine.
+    # API quality -> denoising steps ("low", "medium", "high"); written down in docs/cli.md per engine.
     quality_steps: Mapping[str, int]
     img2img: bool
     inpaint: bool

@@ -11,7 +11,7 @@ What is the edit's own:
 - ``size`` ``auto`` (the default) keeps the input's geometry where the profile allows that size, else the
   profile's size nearest in aspect ratio; ``dall-e-2`` takes one square PNG and answers 1024x1024 by default;
 - ``input_fidelity`` per profile (gpt-image-2 refuses it, gpt-image-1-mini takes only ``low``, DALL·E does not
-  know it) sets how much of the input is kept, :func:`edit_strength` (the README's table);
+  know it) sets how much of the input is kept, :func:`edit_strength` (docs/api.md);
 - with a mask, the masked area (the mask's transparent pixels) is drawn anew and the rest kept as it was;
 - an engine uses as many input images as it declares (``EngineCapabilities.input_images``): the first is edited,
   the others are its references (``GenerationParams.reference_images``); more are refused, never dropped.

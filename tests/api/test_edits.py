@@ -67,7 +67,7 @@ def test_edit_with_one_file_a_list_raw_bytes_and_a_path(server: Server, red_hear
 
 
 def test_several_images_the_first_edited_the_others_references(server: Server, red_heart: bytes) -> None:
-    """The embedded engine uses up to two more images as its references (the README's rule per engine)."""
+    """The embedded engine uses up to two more images as its references (docs/api.md's rule per engine)."""
     star = png(Image.new("RGBA", (256, 256), (30, 60, 220, 255)))
     r = server.client().images.edit(model="gpt-image-1", image=[red_heart, star, star], prompt="a heart",
                                     quality="low", size="1024x1024")  # fmt: skip

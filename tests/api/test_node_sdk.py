@@ -20,6 +20,7 @@ from PIL import Image
 
 from tests.api.images import decode_b64
 from tests.api.server import Server
+from tests.docs import code_block
 
 NODE_DIR = Path(__file__).parent / "node"
 
@@ -59,3 +60,18 @@ def test_openai_node_edits_and_variations(server: Server, node_sdk: Path, tmp_pa
     assert kinds[-1] == "image_edit.completed" and kinds.count("image_edit.partial_image") >= 1
     assert out["events"][-1]["usage"]["input_tokens_details"]["image_tokens"] > 0
     assert [decode_b64(b)[0].size for b in out["variations"]["b64"]] == [(256, 256)] * 2
+
+
+def test_the_readme_node_example(server: Server, node_sdk: Path, tmp_path: Path) -> None:
+    """The README's Node example as written (only the port differs), run where the pinned SDK is installed."""
+    code = code_block("javascript", 'from "openai"').replace("http://127.0.0.1:8000/v1", server.v1)
+    script = NODE_DIR / f"readme-{tmp_path.name}.mjs"  # beside node_modules, so `import "openai"` finds the SDK
+    script.write_text(code)
+    try:
+        done = subprocess.run(["node", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    finally:
+        script.unlink()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[:2] == ["preview 0", "preview 1"], done.stdout
+    with Image.open(tmp_path / "star.png") as img:
+        assert img.size == (1024, 1024) and img.format == "PNG"

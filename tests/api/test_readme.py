@@ -1,4 +1,4 @@
-"""The README's API examples work as written (only the port differs: the test server's own)."""
+"""The API examples of the README and docs/ work as written (only the port differs: the test server's own)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.api.server import Server
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def _block(lang: str, marker: str) -> str:
-    for body in re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S):
-        if marker in body:
-            return str(body)
-    raise AssertionError(f"no ```{lang} block containing {marker!r} in the README")
+from tests.docs import code_block
 
 
 def _exec(code: str) -> None:
@@ -39,7 +31,7 @@ def _exec(code: str) -> None:
 
 
 def test_python_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code = _block("python", "from openai import OpenAI").replace("http://127.0.0.1:8000/v1", server.v1)
+    code = code_block("python", "from openai import OpenAI").replace("http://127.0.0.1:8000/v1", server.v1)
     monkeypatch.chdir(tmp_path)
     _exec(code)
     with Image.open(tmp_path / "heart.png") as img:
@@ -48,14 +40,14 @@ def test_python_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.Monk
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_example(server: Server) -> None:
-    cmd = _block("bash", "curl -s").replace("http://127.0.0.1:8000", server.base_url).replace("\\\n", " ")
+    cmd = code_block("bash", "curl -s").replace("http://127.0.0.1:8000", server.base_url).replace("\\\n", " ")
     out = subprocess.run(shlex.split(cmd), capture_output=True, text=True, timeout=300, check=True).stdout
     body = json.loads(out)
     assert body["data"][0]["url"].startswith(server.v1) and "natural" in body["data"][0]["revised_prompt"]
 
 
 def test_streaming_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code = _block("python", "partial_images=2").replace("http://127.0.0.1:8000/v1", server.v1)
+    code = code_block("python", "partial_images=2").replace("http://127.0.0.1:8000/v1", server.v1)
     monkeypatch.chdir(tmp_path)
     _exec(code)
     with Image.open(tmp_path / "star.png") as img:
@@ -65,7 +57,7 @@ def test_streaming_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.M
 def test_responses_snippet(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = _block("python", "client.responses.create").replace("http://127.0.0.1:8000/v1", server.v1)
+    code = code_block("python", "client.responses.create").replace("http://127.0.0.1:8000/v1", server.v1)
     monkeypatch.chdir(tmp_path)
     _exec(code)
     out = capsys.readouterr().out.splitlines()
@@ -77,7 +69,7 @@ def test_responses_snippet(
 
 def test_edit_snippet(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                       capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
-    code = _block("python", "client.images.edit").replace("http://127.0.0.1:8000/v1", server.v1)
+    code = code_block("python", "client.images.edit").replace("http://127.0.0.1:8000/v1", server.v1)
     monkeypatch.chdir(tmp_path)
     _exec(code)
     assert capsys.readouterr().out.split() == ["1024x1024", "True"]
@@ -89,7 +81,7 @@ def test_schemathesis_command(server: Server, tmp_path: Path) -> None:
     """The README's fuzzing command, against the test server: no 5xx, every answer as the schema says."""
     st = shutil.which("st")
     assert st is not None, "schemathesis comes with the test extras"
-    cmd = _block("bash", "st run").replace("http://127.0.0.1:8000", server.base_url).replace("\\\n", " ")
+    cmd = code_block("bash", "st run").replace("http://127.0.0.1:8000", server.base_url).replace("\\\n", " ")
     run = subprocess.run([st, *shlex.split(cmd)[1:], "--no-color"], capture_output=True, text=True, timeout=1200,
                          cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:]

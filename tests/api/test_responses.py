@@ -367,7 +367,7 @@ def test_what_cannot_be_honoured_is_refused_by_name(server: Server, field: str, 
 
 
 def test_the_readmes_make_it_blue_edit_gives_a_blue_heart(server: Server) -> None:
-    """The README's multi-turn example, eight times (seeds are random): "Now make it blue" on a red heart is blue
+    """The multi-turn example of docs/api.md, eight times (seeds are random): "Now make it blue" on a red heart is blue
     in at least 6 of 8, measured as the embedded model's colour tests measure colour; and it keeps the heart."""
     from tests.engines.test_embedded_colours import is_blue, is_red, mean_colour
 

@@ -2,7 +2,7 @@
 
 ``service.Moderator`` checks the prompt and input images (stage ``input``) and every image before it leaves the
 server, streamed partial images included (stage ``output``); ``policy.Policy`` holds the ``auto``/``low``
-thresholds. What is and is not detected is written down in the README ("Moderation").
+thresholds. What is and is not detected is written down in docs/moderation.md.
 """
 
 from imageforge.moderation.policy import CATEGORIES, Level, Policy

