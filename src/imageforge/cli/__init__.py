@@ -1,5 +1,5 @@
 """``imageforge`` command line: ``serve`` (the HTTP API), ``generate`` and ``edit`` (in-process, or on a
-``--server``, to files) and ``models``."""
+``--server``, to files), ``pull`` (a checkpoint into the cache) and ``models``."""
 
 from __future__ import annotations
 
@@ -48,6 +48,10 @@ def _dispatch(ns: argparse.Namespace, out: Console) -> int:
         return run(ns, out, edit=ns.command == "edit")
     if ns.command == "serve":
         return run_serve(ns, out)
+    if ns.command == "pull":
+        from imageforge.cli_models import run_pull
+
+        return run_pull(ns, out)
     return run_models(ns, out)
 
 

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from imageforge import __version__
+from imageforge.cli_models import add_model_flags, add_pull_parser
 from imageforge.config import EMBEDDED_ID, Settings
 
 __all__ = ["build_parser", "settings_from"]
@@ -124,8 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     for scope in ("key", "user"):
         for kind in ("requests", "images"):
             serve.add_argument(f"--{scope}-{kind}-per-minute", type=int, help=f"per {scope} (default: no limit)")
+    add_model_flags(serve)
     _settings_args(serve)
 
+    add_pull_parser(sub)
     models = sub.add_parser("models", help="list the served model ids")
+    add_model_flags(models)
     _settings_args(models)
     return ap

@@ -10,6 +10,7 @@ from rich.console import Console
 from imageforge import __version__
 from imageforge.cli.local import configure_torch
 from imageforge.cli.parser import settings_from
+from imageforge.cli_models import prepare_models
 from imageforge.config import load_catalogue
 from imageforge.errors import InvalidRequestError
 
@@ -39,6 +40,7 @@ def run_serve(ns: argparse.Namespace, console: Console) -> int:
             param="host",
         )
     configure_torch(settings)
+    prepare_models(settings, console)  # hub models into the cache first, with download progress
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}"
     console.print(f"ImageForge {__version__} on {url}/v1  (data: {settings.data_dir})", soft_wrap=True)
