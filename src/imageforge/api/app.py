@@ -24,7 +24,7 @@ from imageforge.api.lifecycle import DrainMiddleware
 from imageforge.api.middleware import RequestIdMiddleware
 from imageforge.api.openapi import install_openapi
 from imageforge.api.paths import files_url
-from imageforge.api.routes import edits, files, images, models, responses
+from imageforge.api.routes import edits, files, images, models, playground, responses
 from imageforge.api.state import AppState
 from imageforge.config import Catalogue, Settings, load_catalogue
 from imageforge.engines.embedded.config import WEIGHTS_DIR
@@ -187,6 +187,7 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     app.include_router(models.router)
     app.include_router(files.router)
     app.include_router(responses.router)
+    app.include_router(playground.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, object]:

@@ -1,0 +1,3 @@
+"""The playground page served at ``/`` (static files in ``playground/``; see ``api/routes/playground.py``)."""
+
+__all__: list[str] = []
