@@ -50,3 +50,10 @@ def test_what_the_readme_commands_leave_is_ignored() -> None:
     paths = ["apple.png", "imageforge-data/url-signing.key", "imageforge-data/images/x.png", "star.webp"]
     ignored = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True).stdout
     assert sorted(ignored.split()) == sorted(paths)
+
+
+def test_the_family_table_is_the_family_data() -> None:
+    """docs/models.md shows what `--model` really runs (rewrite it with `python -m tests.family_table`)."""
+    from tests.family_table import table
+
+    assert table() in (ROOT / "docs" / "models.md").read_text()
