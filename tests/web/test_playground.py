@@ -170,6 +170,51 @@ def test_a_streamed_generation_shows_previews_then_the_gallery_keeps_downloads_a
     expect(cards).to_have_count(0)
 
 
+def test_several_images_and_dall_e_models_are_answered_without_streaming(
+    page: Any, served: Server, artifacts: Path
+) -> None:
+    _open(page, served)
+    cards = page.get_by_role("list", name="Gallery").get_by_role("listitem")
+
+    # 1. n=2 on a GPT model: one JSON request (a stream returns one image), webp files named .webp.
+    _fill_generation(page, "a green tree")
+    page.get_by_label("Images (n)").fill("2")
+    page.get_by_label("Output format").select_option("webp")
+    expect(page.locator("#mode-hint")).to_contain_text("without streaming")
+    with page.expect_request(lambda r: r.url.endswith("/v1/images/generations")) as sent:
+        page.get_by_role("button", name="Generate").click()
+    body = sent.value.post_data_json
+    assert body["n"] == 2 and body["output_format"] == "webp"
+    assert "stream" not in body and "partial_images" not in body and "response_format" not in body
+    expect(cards.filter(has_text="a green tree")).to_have_count(2, timeout=GENERATION_TIMEOUT_MS)
+    for i in range(2):
+        data, name = _card_bytes(page, cards.filter(has_text="a green tree").nth(i))
+        assert name.endswith(".webp"), name
+        with Image.open(io.BytesIO(data)) as image:
+            assert (image.format, image.size) == ("WEBP", (1024, 1024))
+    assert not [p for p in _previews(page, "generate-preview") if p["index"] != "final"]
+
+    # 2. dall-e-3: b64_json asked for (its default is url), its revised_prompt shown with the image.
+    page.get_by_label("Model").select_option("dall-e-3")
+    expect(page.get_by_label("Output format")).to_be_disabled()
+    page.get_by_label("Prompt", exact=True).fill("a red heart")
+    page.get_by_label("Quality").select_option("auto")
+    page.get_by_label("Images (n)").fill("1")
+    with page.expect_request(lambda r: r.url.endswith("/v1/images/generations")) as sent:
+        page.get_by_role("button", name="Generate").click()
+    body = sent.value.post_data_json
+    assert body["response_format"] == "b64_json" and body["model"] == "dall-e-3"
+    assert not {"stream", "output_format", "background", "partial_images"} & set(body)
+    card = cards.filter(has_text="a red heart")
+    expect(card).to_have_count(1, timeout=GENERATION_TIMEOUT_MS)
+    expect(card).to_contain_text("Revised prompt: a red heart, vivid saturated colours")
+    data, name = _card_bytes(page, card)
+    assert name.endswith(".png")
+    with Image.open(io.BytesIO(data)) as image:
+        assert (image.format, image.size) == ("PNG", (1024, 1024))
+    page.screenshot(path=str(artifacts / "07-several-and-dall-e.png"), full_page=True)
+
+
 def test_the_servers_error_message_is_shown_as_it_words_it(page: Any, served: Server, artifacts: Path) -> None:
     _open(page, served)
     alert = page.locator("#generate-error")

@@ -109,7 +109,12 @@ export class GalleryView {
     img.alt = record.prompt;
     img.dataset.galleryImage = "";
     li.querySelector(".thumb").href = url;
-    li.querySelector(".card-prompt").textContent = record.prompt;
+    const promptText = li.querySelector(".card-prompt");
+    promptText.textContent = record.prompt;
+    promptText.id = `prompt-${record.id}`;
+    for (const control of li.querySelectorAll(".card-actions > *")) {
+      control.setAttribute("aria-describedby", promptText.id); // "Edit" says which image to a screen reader
+    }
     const revised = li.querySelector(".card-revised");
     if (record.revisedPrompt && record.revisedPrompt !== record.prompt) {
       revised.hidden = false;
