@@ -1,5 +1,5 @@
 """``--model`` specs, hub pulls (offline: the cache only; no network: a clear error), catalogue entries, the
-OpenAI names answered by the first model, and the CLI pieces of ``cli_models``."""
+OpenAI names answered by the first model, and the CLI pieces of ``cli/models.py``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from imageforge.cli_models import add_model_flags, add_pull_parser, prepare_models, run_pull
+from imageforge.cli.models import add_model_flags, add_pull_parser, prepare_models, run_pull
 from imageforge.config import EMBEDDED_ID, OPENAI_ALIASES, OPENAI_NAMES, Settings, load_catalogue
 from imageforge.engines.families import FAMILIES
 from imageforge.engines.sources import entries_for, parse_spec, pipeline_files, pull

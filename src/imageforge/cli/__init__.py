@@ -49,7 +49,7 @@ def _dispatch(ns: argparse.Namespace, out: Console) -> int:
     if ns.command == "serve":
         return run_serve(ns, out)
     if ns.command == "pull":
-        from imageforge.cli_models import run_pull
+        from imageforge.cli.models import run_pull
 
         return run_pull(ns, out)
     return run_models(ns, out)

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from imageforge import __version__
-from imageforge.cli_models import add_model_flags, add_pull_parser
+from imageforge.cli.models import add_model_flags, add_pull_parser
 from imageforge.config import EMBEDDED_ID, Settings
 
 __all__ = ["build_parser", "settings_from"]

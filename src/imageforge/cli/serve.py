@@ -9,8 +9,8 @@ from rich.console import Console
 
 from imageforge import __version__
 from imageforge.cli.local import configure_torch
+from imageforge.cli.models import prepare_models
 from imageforge.cli.parser import settings_from
-from imageforge.cli_models import prepare_models
 from imageforge.config import load_catalogue
 from imageforge.errors import InvalidRequestError
 

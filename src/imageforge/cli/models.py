@@ -1,8 +1,8 @@
 """The command-line pieces for real checkpoints: ``serve --model`` / ``--offline`` and ``imageforge pull``.
 
-``cli.py`` wires them in: :func:`add_model_flags` on the ``serve`` (and ``generate``/``models``) parsers,
-:func:`add_pull_parser` on the sub-commands, :func:`run_pull` for ``pull``, and :func:`prepare_models` before the
-app is built, so that the server starts with every hub model in the Hugging Face cache.
+``cli/parser.py`` and ``cli/serve.py`` wire them in: :func:`add_model_flags` on the ``serve`` and ``models``
+parsers, :func:`add_pull_parser` on the sub-commands, :func:`run_pull` for ``pull``, and :func:`prepare_models`
+before the app is built, so that the server starts with every hub model in the Hugging Face cache.
 """
 
 from __future__ import annotations
