@@ -23,24 +23,48 @@ file's entry (explicit beats implied). ``imageforge-emoji`` stays the embedded m
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imageforge.errors import ConfigurationError, ModelNotFoundError
 from imageforge.profiles import PROFILES, Profile, get_profile
 
-__all__ = ["Catalogue", "ModelEntry", "Settings", "default_catalogue", "load_catalogue"]
+__all__ = ["Catalogue", "ModelEntry", "Settings", "decode_signing_key", "default_catalogue", "load_catalogue"]
 
 EMBEDDED_ID = "imageforge-emoji"
 OPENAI_NAMES = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3")
 # Other ids the SDK's ImageModel literal carries that follow an existing profile's rules (reference §0, §1.3).
 OPENAI_ALIASES = {"gpt-image-2-2026-04-21": "gpt-image-2", "chatgpt-image-latest": "gpt-image-1.5"}
+
+
+_SIGNING_KEY_BYTES = 32
+
+
+def decode_signing_key(text: str) -> bytes:
+    """``url_signing_key``'s bytes: hex if it is all hex digits, else base64 (standard or URL-safe)."""
+    text = text.strip()
+    try:
+        if len(text) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in text):
+            key = bytes.fromhex(text)
+        else:
+            key = base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except (ValueError, binascii.Error):
+        key = b""
+    if len(key) < _SIGNING_KEY_BYTES:
+        raise ConfigurationError(
+            f"url_signing_key (IMAGEFORGE_URL_SIGNING_KEY) must be hex or base64 of at least {_SIGNING_KEY_BYTES} "
+            "random bytes, e.g. the output of `openssl rand -hex 32`",
+            param="url_signing_key",
+        )
+    return key
 
 
 class Settings(BaseSettings):
@@ -75,6 +99,21 @@ class Settings(BaseSettings):
     )
     url_ttl_seconds: int = Field(default=3600, ge=1, description="lifetime of response_format=url images")
     sweep_interval_seconds: float = Field(default=60.0, gt=0, description="how often expired images are deleted")
+    # Where url images live, and the key that signs their URLs: shared by every replica of a cluster (issue 18;
+    # docs/operations.md, "Shared image store").
+    image_store: Literal["filesystem", "s3"] = Field(default="filesystem", description="where url images are kept")
+    image_store_path: Path | None = Field(
+        default=None, description="the filesystem store's directory (default: data_dir/images); may be shared"
+    )
+    s3_bucket: str | None = Field(default=None, description="bucket of the s3 image store")
+    s3_prefix: str = Field(default="", description="key prefix inside s3_bucket")
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, R2, Ceph)")
+    s3_region: str | None = Field(default=None, description="the bucket's region (default: boto3's)")
+    url_signing_key: SecretStr | None = Field(
+        default=None,
+        description="key that signs image URLs, hex or base64 of at least 32 bytes; the same on every replica "
+        "(default: a key file in data_dir)",
+    )
     queue_limit: int = Field(default=64, ge=1, description="requests waiting per engine before 429")
     max_queue_seconds: float | None = Field(
         default=None, ge=0,
@@ -185,6 +224,13 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("url_signing_key")
+    @classmethod
+    def _signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_signing_key(value.get_secret_value())  # raises ConfigurationError naming the setting
         return value
 
     def engine_defaults(self) -> dict[str, Any]:

@@ -58,9 +58,9 @@ from imageforge.serving.responses import ResponsesService
 from imageforge.serving.screening import Screening
 from imageforge.serving.usage import TokenCounter
 from imageforge.serving.variations import VariationsService
-from imageforge.storage.files import FileImageStore
+from imageforge.storage.images import open_image_store
 from imageforge.storage.responses import ResponseStore
-from imageforge.storage.signing import UrlSigner, load_or_create_key
+from imageforge.storage.signing import UrlSigner, signing_key
 
 __all__ = ["build_state", "create_app"]
 
@@ -70,8 +70,8 @@ log = logging.getLogger(__name__)
 def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppState:
     catalogue = catalogue if catalogue is not None else load_catalogue(settings)
     data = settings.data_dir
-    store = FileImageStore(data / "images")
-    signer = UrlSigner(load_or_create_key(data / "url-signing.key"))
+    store = open_image_store(settings)  # filesystem or s3; a misconfigured store fails here, at start-up
+    signer = UrlSigner(signing_key(settings))
     metrics = Metrics(max_users=settings.metrics_max_users, user_labels=settings.metrics_user_labels)
     engines = EnginePool(catalogue, settings, metrics)
     tokens = TokenCounter(WEIGHTS_DIR / "tokenizer" / "tokenizer.json")

@@ -17,7 +17,7 @@ from imageforge.serving.pipeline import GenerationPipeline
 from imageforge.serving.ratelimit import RateLimiter
 from imageforge.serving.responses import ResponsesService
 from imageforge.serving.variations import VariationsService
-from imageforge.storage.files import FileImageStore
+from imageforge.storage.images import ImageStore
 from imageforge.storage.signing import UrlSigner
 
 __all__ = ["AppState"]
@@ -28,7 +28,7 @@ class AppState:
     settings: Settings
     catalogue: Catalogue
     engines: EnginePool
-    store: FileImageStore
+    store: ImageStore  # url images: filesystem or s3 (storage/images.py)
     signer: UrlSigner
     pipeline: GenerationPipeline
     generations: GenerationsService

@@ -15,7 +15,7 @@ from typing import Any
 from imageforge.serving.audit import RequestAudit
 from imageforge.serving.encoding import EncodePool
 from imageforge.serving.screening import Screening, level_of
-from imageforge.storage.files import FileImageStore
+from imageforge.storage.images import ImageStore
 from imageforge.storage.signing import UrlSigner
 from imageforge.validation import ResolvedRequest
 
@@ -42,7 +42,7 @@ class Delivery:
         self,
         screening: Screening,
         encoder: EncodePool,
-        store: FileImageStore,
+        store: ImageStore,
         signer: UrlSigner,
         link: Link,
         *,
@@ -84,9 +84,9 @@ class Delivery:
         return await asyncio.to_thread(self._store, blobs, r.output_format, base_url, created)
 
     def _store(self, blobs: list[bytes], extension: str, base_url: str, created: int) -> list[DeliveredImage]:
-        """Write url-format images (blocking; runs in a thread) and sign their URLs."""
+        """Write url-format images (blocking: disk or network; runs in a thread) and sign their URLs."""
         out = []
         for data in blobs:
-            stored = self.store.put(data, extension, created + self.url_ttl_seconds)
-            out.append(DeliveredImage(url=self.link(base_url, stored.name, self.signer.sign(stored.name))))
+            name = self.store.put(data, extension, created + self.url_ttl_seconds)
+            out.append(DeliveredImage(url=self.link(base_url, name, self.signer.sign(name))))
         return out

@@ -1,8 +1,10 @@
-"""Signed image URLs: an HMAC over the stored file's name, keyed by a secret kept in the data directory.
+"""Signed image URLs: an HMAC over the stored image's name, keyed by the ``url_signing_key`` setting or, without
+it, by a secret kept in the data directory.
 
 The name already carries the expiry and 128 random bits (``files.py``), so a URL cannot be guessed; the signature
 makes any edit (a later expiry, another name) detectable. The key persists across restarts, so URLs handed out
-before a restart keep working until they expire.
+before a restart keep working until they expire. Several replicas must share one key (a URL minted by one is
+fetched through another), so a cluster sets ``url_signing_key`` from its secret store.
 """
 
 from __future__ import annotations
@@ -12,8 +14,14 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["UrlSigner", "load_or_create_key"]
+from imageforge.config import decode_signing_key
+
+if TYPE_CHECKING:
+    from imageforge.config import Settings
+
+__all__ = ["UrlSigner", "load_or_create_key", "signing_key"]
 
 _KEY_BYTES = 32
 
@@ -38,6 +46,13 @@ def load_or_create_key(path: Path) -> bytes:
     finally:
         tmp.unlink(missing_ok=True)
     return path.read_bytes()
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The configured key (every replica the same), else this data directory's key file."""
+    if settings.url_signing_key is not None:
+        return decode_signing_key(settings.url_signing_key.get_secret_value())
+    return load_or_create_key(settings.data_dir / "url-signing.key")
 
 
 class UrlSigner:

@@ -1,10 +1,15 @@
 """``GET /v1/images/files/{name}?sig=...``: url-format images, fetched without an API key (like OpenAI's CDN
-URLs). The signature and expiry are the credential; a wrong, missing or expired one is a plain 404."""
+URLs). The signature and expiry are the credential; a wrong, missing or expired one is a plain 404.
+
+The image comes from the configured image store (a directory or an S3 bucket, ``storage/images.py``), read in a
+worker thread, so any replica that shares the store and the signing key serves any replica's URLs."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from imageforge.api.openapi import answers
 from imageforge.api.paths import FILES_PATH
@@ -24,17 +29,18 @@ _IMAGE = {"schema": {"type": "string", "format": "binary"}}
     FILES_PATH + "/{name}",
     summary="Download a url-format image (the signature is the credential)",
     responses=answers(None, 404, media={m: _IMAGE for m in sorted(set(MEDIA_TYPES.values()))}),
-    response_class=FileResponse,
+    response_class=Response,
 )
-async def get_image_file(name: str, request: Request, sig: str = "") -> FileResponse:
+async def get_image_file(name: str, request: Request, sig: str = "") -> Response:
     state: AppState = request.app.state.imageforge
     now = state.clock()
-    stored = state.store.get(name, now) if sig and state.signer.verify(name, sig) else None
+    # The signature first: an unsigned name never reaches the store (no disk or network work for junk).
+    stored = await asyncio.to_thread(state.store.get, name, now) if sig and state.signer.verify(name, sig) else None
     if stored is None:
         raise NotFoundError("The image does not exist, or its URL has expired.", code="image_not_found")
     max_age = max(0, int(stored.expires_at - now))
-    return FileResponse(
-        stored.path,
-        media_type=MEDIA_TYPES[stored.extension],
+    return Response(
+        stored.data,
+        media_type=stored.media_type,
         headers={"cache-control": f"private, max-age={max_age}", "x-content-type-options": "nosniff"},
     )
