@@ -8,6 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+# The real PostgreSQL and Redis servers of the shared-store tests, started only by the tests that use them.
+from tests.services import postgres_dsn, postgres_server, redis_server, redis_uri  # noqa: F401
+
 # Any attempt to reach a model hub fails fast instead of hanging (set before diffusers/transformers import).
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"

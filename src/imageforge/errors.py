@@ -26,6 +26,7 @@ and the CLI prints them. Nothing below the API layer raises an HTTP exception.
     ├── GenerationTimeout                504 server_error / timeout  (the request_timeout_seconds setting passed)
     ├── ShuttingDownError                503 server_error / server_shutting_down (draining after SIGTERM)
     ├── EngineUnavailableError           503 server_error / engine_unavailable (a model that could not be loaded)
+    ├── ServiceUnavailableError          503 server_error / service_unavailable (Redis or PostgreSQL unreachable)
     ├── PlannerError                     502 server_error / planner_error (the chat-completions planner failed)
     └── GenerationCancelled              499 cancelled               (client went away, or cancelled)
 """
@@ -55,6 +56,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitError",
     "RequestTooLargeError",
+    "ServiceUnavailableError",
     "ShuttingDownError",
     "UnknownParameterError",
     "UnsafeCheckpointError",
@@ -224,6 +226,14 @@ class ShuttingDownError(ImageForgeError):
 class EngineUnavailableError(ImageForgeError):
     status = 503
     code = "engine_unavailable"
+
+
+class ServiceUnavailableError(ImageForgeError):
+    """A service the server shares with its other replicas (the rate-limit Redis, the response store's
+    PostgreSQL) cannot be reached: the request is refused, neither failed with a traceback nor let through."""
+
+    status = 503
+    code = "service_unavailable"
 
 
 class PlannerError(ImageForgeError):
