@@ -139,6 +139,11 @@ class Settings(BaseSettings):
         default=None, ge=1, description="per end-user (`user` or `safety_identifier` field; default: no limit)"
     )
     user_images_per_minute: int | None = Field(default=None, ge=1, description="per end-user (default: no limit)")
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="where rate-limit windows are counted: memory:// (this process) or redis://host:port/db, "
+        "shared by every replica (docs/operations.md, 'Shared rate limits')",
+    )
     encode_pool: Literal["thread", "process"] = Field(
         default="thread", description="where images are encoded and base64'd off the event loop (BENCHMARKS.md)"
     )
@@ -192,6 +197,14 @@ class Settings(BaseSettings):
     )
     planner_api_key: str | None = Field(default=None, description="Bearer key sent to planner_url")
     planner_timeout_seconds: float = Field(default=60.0, gt=0)
+    responses_store: Literal["sqlite", "postgres"] = Field(
+        default="sqlite",
+        description="where stored responses live: sqlite (data_dir, one node) or postgres (postgres_dsn, shared by "
+        "every replica; docs/operations.md, 'Shared response store')",
+    )
+    postgres_dsn: SecretStr | None = Field(
+        default=None, description="PostgreSQL connection string (libpq DSN or URI) of responses_store=postgres"
+    )
     responses_retention_seconds: int = Field(
         default=30 * 24 * 3600, ge=0, description="how long stored responses (and their images) are kept; 0 = ever"
     )

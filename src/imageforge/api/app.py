@@ -28,6 +28,7 @@ from imageforge.api.routes import edits, files, images, models, playground, resp
 from imageforge.api.state import AppState
 from imageforge.config import Catalogue, Settings, load_catalogue
 from imageforge.engines.embedded.config import WEIGHTS_DIR
+from imageforge.errors import ServiceUnavailableError
 from imageforge.metrics import CONTENT_TYPE, Metrics
 from imageforge.moderation import Moderator
 from imageforge.protocol.edits import ImageEditRequest, ImageVariationRequest
@@ -59,7 +60,7 @@ from imageforge.serving.screening import Screening
 from imageforge.serving.usage import TokenCounter
 from imageforge.serving.variations import VariationsService
 from imageforge.storage.images import open_image_store
-from imageforge.storage.responses import ResponseStore
+from imageforge.storage.responses import open_response_store
 from imageforge.storage.signing import UrlSigner, signing_key
 
 __all__ = ["build_state", "create_app"]
@@ -81,6 +82,7 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
         user_requests=settings.user_requests_per_minute,
         user_images=settings.user_images_per_minute,
         metrics=metrics,
+        storage_uri=settings.rate_limit_storage,  # memory:// or a Redis every replica shares
     )
     moderator = Moderator.from_settings(settings)
     screening = Screening(moderator, metrics)
@@ -96,7 +98,11 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
     responses_service = ResponsesService(
         catalogue,
         pipeline,
-        ResponseStore(data / "responses.sqlite3"),
+        open_response_store(
+            settings.responses_store,
+            sqlite_path=data / "responses.sqlite3",
+            postgres_dsn=settings.postgres_dsn.get_secret_value() if settings.postgres_dsn else None,
+        ),
         planners,
         tokens,
         default_image_model=settings.default_gpt_model,
@@ -132,7 +138,8 @@ async def _sweep_forever(state: AppState) -> None:
                 deleted = await asyncio.to_thread(state.responses.store.sweep, now - retention)
                 if deleted:
                     log.info("deleted %d stored responses older than %d s", deleted, retention)
-        except (OSError, sqlite3.Error) as exc:  # a full or read-only disk must not kill the sweeper; try again
+        # A full or read-only disk, or an unreachable PostgreSQL, must not kill the sweeper; it tries again.
+        except (OSError, sqlite3.Error, ServiceUnavailableError) as exc:
             log.warning("sweeping expired images or responses failed: %s", exc)
         await asyncio.sleep(state.settings.sweep_interval_seconds)
 
