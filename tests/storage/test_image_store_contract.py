@@ -17,7 +17,7 @@ from imageforge.config import Settings
 from imageforge.errors import ConfigurationError
 from imageforge.imaging.encode import MEDIA_TYPES as ENCODER_MEDIA_TYPES
 from imageforge.storage.files import FileImageStore
-from imageforge.storage.images import MEDIA_TYPES, ImageStore, open_image_store
+from imageforge.storage.images import MEDIA_TYPES, ImageStore, ImageStoreError, open_image_store
 from imageforge.storage.s3 import S3ImageStore
 from tests.api.server import free_port
 from tests.moto_s3 import AWS_ENV, S3Endpoint, moto_endpoint, new_bucket
@@ -220,3 +220,16 @@ def test_settings_open_either_store(s3: S3Endpoint, tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, image_store="s3", s3_bucket=bucket, s3_endpoint_url=s3.url, s3_prefix="p")
     )
     assert isinstance(store, S3ImageStore) and store.prefix == "p/"
+
+
+def test_s3_lost_after_start_up_is_a_503_store_error(tmp_path: Path) -> None:
+    """Requests then get OpenAI's 503 envelope (service_unavailable); the sweeper's OSError handling applies."""
+    with moto_endpoint() as gone:
+        bucket = new_bucket(gone)
+        store = _s3_store(gone, bucket)
+        name = store.put(PNG, "png", expires_at=NOW + 60)
+    for call in (lambda: store.get(name, NOW), lambda: store.put(PNG, "png", NOW + 60), lambda: store.sweep(NOW)):
+        with pytest.raises(ImageStoreError) as info:
+            call()
+        assert isinstance(info.value, OSError) and info.value.status == 503
+        assert info.value.code == "service_unavailable"

@@ -17,6 +17,8 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from imageforge.errors import ServiceUnavailableError
+
 if TYPE_CHECKING:
     from imageforge.config import Settings
 
@@ -36,9 +38,10 @@ MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _NAME = re.compile(r"^(\d{1,12})-([0-9a-f]{32})\.(png|jpeg|webp)$")
 
 
-class ImageStoreError(OSError):
-    """The backing store failed (network, permissions, a full disk). An ``OSError``, as a local disk's failures
-    are, so callers (the sweeper among them) handle both backends the same way."""
+class ImageStoreError(ServiceUnavailableError, OSError):
+    """The shared object store failed (unreachable, refused, throttled). A request that needs it gets OpenAI's 503
+    envelope (``service_unavailable``); and it is an ``OSError``, as a local disk's failures are, so the sweeper
+    treats both backends alike (logs it and tries again on its next round)."""
 
 
 @dataclass(frozen=True)
