@@ -131,6 +131,21 @@ def test_every_serve_flag_reaches_its_setting() -> None:
     assert _settings(_parser().parse_args(["serve"])).warmup is True  # absent flags keep the defaults
 
 
+def test_shared_state_flags_reach_their_settings() -> None:
+    from imageforge.cli.parser import build_parser, settings_from
+
+    ns = build_parser().parse_args([
+        "serve", "--image-store", "s3", "--s3-bucket", "images", "--s3-prefix", "a/", "--s3-endpoint-url",
+        "http://127.0.0.1:9000", "--s3-region", "eu-west-1", "--responses-store", "sqlite",
+        "--rate-limit-storage", "memory://", "--image-store-path", "/srv/images",
+    ])  # fmt: skip
+    s = settings_from(ns)
+    assert (s.image_store, s.s3_bucket, s.s3_prefix, s.s3_endpoint_url, s.s3_region) == (
+        "s3", "images", "a/", "http://127.0.0.1:9000", "eu-west-1"
+    )  # fmt: skip
+    assert (s.responses_store, s.rate_limit_storage, str(s.image_store_path)) == ("sqlite", "memory://", "/srv/images")
+
+
 def test_moderation_flags_reach_their_settings() -> None:
     from imageforge.cli.parser import build_parser as _parser
     from imageforge.cli.parser import settings_from as _settings

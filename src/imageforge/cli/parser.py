@@ -122,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-key", help="Bearer key that may read /metrics besides the API keys")
     serve.add_argument("--metrics-user-labels", choices=["hashed", "plain"],
                        help="end-user label values in /metrics (hashed)")  # fmt: skip
+    # Shared state for several replicas (docs/operations.md). The secrets (url_signing_key, postgres_dsn) are
+    # environment-only: a flag's value is visible to every user of the machine in the process list.
+    serve.add_argument(
+        "--image-store", choices=["filesystem", "s3"], help="where url images live [IMAGEFORGE_IMAGE_STORE]"
+    )
+    serve.add_argument("--image-store-path", type=Path, help="shared directory of the filesystem image store")
+    serve.add_argument("--s3-bucket", help="bucket of the s3 image store [IMAGEFORGE_S3_BUCKET]")
+    serve.add_argument("--s3-prefix", help="key prefix inside the bucket")
+    serve.add_argument("--s3-endpoint-url", help="S3-compatible endpoint (MinIO, R2, Ceph)")
+    serve.add_argument("--s3-region", help="the bucket's region")
+    serve.add_argument("--responses-store", choices=["sqlite", "postgres"],
+                       help="stored responses: sqlite (one node) or postgres (IMAGEFORGE_POSTGRES_DSN)")  # fmt: skip
+    serve.add_argument("--rate-limit-storage", help="limits storage URI: memory:// (default) or redis://host:port")
     for scope in ("key", "user"):
         for kind in ("requests", "images"):
             serve.add_argument(f"--{scope}-{kind}-per-minute", type=int, help=f"per {scope} (default: no limit)")

@@ -1,1 +1,2 @@
-"""Where ``response_format=url`` images live until they expire: a filesystem store and URL signing."""
+"""Stored state: ``response_format=url`` images until they expire (a filesystem or S3-compatible store, and URL
+signing), stored Responses (SQLite or PostgreSQL)."""
