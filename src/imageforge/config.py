@@ -37,7 +37,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from imageforge.errors import ConfigurationError, ModelNotFoundError
 from imageforge.profiles import PROFILES, Profile, get_profile
 
-__all__ = ["Catalogue", "ModelEntry", "Settings", "decode_signing_key", "default_catalogue", "load_catalogue"]
+__all__ = [
+    "Catalogue",
+    "ModelEntry",
+    "ReplicaOptions",
+    "Settings",
+    "decode_signing_key",
+    "default_catalogue",
+    "load_catalogue",
+]
 
 EMBEDDED_ID = "imageforge-emoji"
 OPENAI_NAMES = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3")
@@ -213,6 +221,21 @@ class Settings(BaseSettings):
         description="longest conversation a Responses request may send, in tokens (gpt-5's input limit: its 400k "
         "context less 128k of output)",
     )  # fmt: skip
+    # Past one machine (``serve --backend ray``; docs/operations.md, "Running on a Ray cluster").
+    backend: Literal["process", "ray"] = Field(
+        default="process", description="process: engines in this process; ray: engine replicas on Ray Serve"
+    )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to join (ray://host:10001, auto, host:6379); default: start one here"
+    )
+    ray_ingress_replicas: int = Field(default=1, ge=1, description="API (ingress) replicas on the Ray cluster")
+    ray_ingress_cpus: float = Field(default=1.0, ge=0, description="CPUs reserved by each ingress replica")
+    ray_ingress_max_ongoing: int = Field(
+        default=512, ge=1, description="requests (open streams included) one ingress replica holds at once"
+    )
+    ray_proxy_location: Literal["HeadOnly", "EveryNode"] = Field(
+        default="EveryNode", description="where Serve's HTTP proxy runs: every node with a replica, or the head"
+    )
     responses_finished_status: Literal["completed", "generating"] = Field(
         default="completed",
         description="status of a finished image_generation_call; 'generating' mimics the live API (OpenAI-DotNet)",
@@ -251,6 +274,24 @@ class Settings(BaseSettings):
         return {"device": self.device, "dtype": self.dtype}
 
 
+class ReplicaOptions(BaseModel):
+    """How an engine is deployed on a Ray Serve cluster (``serve --backend ray``); one process ignores it.
+
+    Ids that share an engine share its deployment, so they must agree on these (or leave them at the defaults).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_replicas: int = Field(default=1, ge=1, description="fixed replica count (unless max_replicas is set)")
+    min_replicas: int = Field(default=1, ge=0, description="autoscaling lower bound (0 allows scale-to-zero)")
+    max_replicas: int | None = Field(default=None, ge=1, description="set: autoscale between min and max")
+    target_ongoing_requests: float | None = Field(default=None, gt=0, description="autoscaling target per replica")
+    num_gpus: float | None = Field(default=None, ge=0, description="GPUs per replica (default: 1 if any, else 0)")
+    num_cpus: float = Field(default=1.0, ge=0, description="CPUs per replica (encode and decode threads)")
+    accelerator_type: str | None = Field(default=None, description="Ray accelerator type, e.g. H100 or A10G")
+    max_ongoing_requests: int | None = Field(default=None, ge=1, description="default: 2 x the engine's max batch")
+
+
 class ModelEntry(BaseModel):
     """One served model id."""
 
@@ -260,6 +301,7 @@ class ModelEntry(BaseModel):
     profile: str = "imageforge"
     options: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    replicas: ReplicaOptions = Field(default_factory=ReplicaOptions)
 
     def engine_key(self) -> str:
         """Entries with equal keys share one engine instance (one copy of the weights)."""

@@ -83,6 +83,18 @@ class ImageForgeError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, param={self.param!r}, code={self.code!r})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled whole (subclasses take keyword-only arguments that Exception's own pickling drops): an engine
+        # replica in another process (the Ray backend) sends its refusals and failures to the ingress as values.
+        return _rebuild, (type(self), self.message, dict(self.__dict__))
+
+
+def _rebuild(cls: type[ImageForgeError], message: str, state: dict[str, object]) -> ImageForgeError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
 
 class InvalidRequestError(ImageForgeError):
     status = 400

@@ -63,7 +63,7 @@ def test_previews_come_at_exactly_the_steps_asked_for_then_one_run_done(make_gat
     gateway = make_gateway(step_delay=0.01)
 
     async def run() -> tuple[list[Any], tuple[float, float]]:
-        r = gateway.submit(MODEL, params(n=2, steps=6), threading.Event(), [2, 4, 6])
+        r = await gateway.submit(MODEL, params(n=2, steps=6), threading.Event(), [2, 4, 6])
         return await collect(r.events()), r.timings
 
     events, timings = asyncio.run(run())
@@ -85,7 +85,7 @@ def test_no_previews_when_none_are_asked_for(make_gateway: Callable[..., Any]) -
     gateway = make_gateway()
 
     async def run() -> list[Any]:
-        return await collect(gateway.submit(MODEL, params(), threading.Event()).events())
+        return await collect((await gateway.submit(MODEL, params(), threading.Event())).events())
 
     events = asyncio.run(run())
     assert [type(e) for e in events] == [RunDone]
@@ -95,7 +95,7 @@ def test_preview_steps_past_the_run_are_never_sent(make_gateway: Callable[..., A
     gateway = make_gateway()
 
     async def run() -> list[Any]:
-        return await collect(gateway.submit(MODEL, params(steps=3), threading.Event(), [0, 2, 9]).events())
+        return await collect((await gateway.submit(MODEL, params(steps=3), threading.Event(), [0, 2, 9])).events())
 
     events = asyncio.run(run())
     assert [e.step for e in events if isinstance(e, StepImage)] == [2]
@@ -115,8 +115,8 @@ def test_previews_keep_their_order_when_several_arrive_at_once(make_gateway: Cal
         return done == 1
 
     async def run() -> list[Any]:
-        reader = asyncio.ensure_future(collect(gateway.submit(MODEL, params(steps=6), threading.Event(),
-                                                              range(1, 7)).events()))  # fmt: skip
+        reader = asyncio.ensure_future(collect((await gateway.submit(MODEL, params(steps=6), threading.Event(),
+                                                              range(1, 7))).events()))  # fmt: skip
         await asyncio.sleep(0)  # the reader now waits for its first preview
         deadline = time.monotonic() + 30
         while not engine_finished():  # block the loop (a busy server) until the engine is done
@@ -133,7 +133,7 @@ def test_idle_events_while_a_slow_step_runs(make_gateway: Callable[..., Any]) ->
     gateway = make_gateway(step_delay=0.1)
 
     async def run() -> list[Any]:
-        return await collect(gateway.submit(MODEL, params(steps=3), threading.Event(), [2]).events(idle_s=0.01))
+        return await collect((await gateway.submit(MODEL, params(steps=3), threading.Event(), [2])).events(idle_s=0.01))
 
     events = asyncio.run(run())
     assert any(isinstance(e, Idle) for e in events)
@@ -148,7 +148,7 @@ def test_an_engine_error_is_raised_from_the_events(make_gateway: Callable[..., A
     async def run() -> list[Any]:
         seen: list[Any] = []
         with pytest.raises(EngineError):
-            async for event in gateway.submit(MODEL, params("explode"), threading.Event(), [1, 2, 4]).events():
+            async for event in (await gateway.submit(MODEL, params("explode"), threading.Event(), [1, 2, 4])).events():
                 seen.append(event)
         return seen
 
@@ -162,7 +162,7 @@ def test_cancel_before_the_run_starts_withdraws_it(make_gateway: Callable[..., A
     cancel = threading.Event()
 
     async def run() -> None:
-        r = gateway.submit(MODEL, params("withdrawn"), cancel, [2])
+        r = await gateway.submit(MODEL, params("withdrawn"), cancel, [2])
         assert len(worker._waiting) == 1
         r.cancel()
         assert cancel.is_set()
@@ -174,7 +174,7 @@ def test_cancel_before_the_run_starts_withdraws_it(make_gateway: Callable[..., A
         asyncio.run(run())
 
     async def after() -> list[Any]:
-        return await collect(gateway.submit(MODEL, params("kept"), threading.Event()).events())
+        return await collect((await gateway.submit(MODEL, params("kept"), threading.Event())).events())
 
     assert isinstance(asyncio.run(after())[-1], RunDone)
     assert [[p.prompt for p in call] for call in engine_of(gateway).calls] == [["kept"]], "the withdrawn job never ran"
@@ -186,7 +186,7 @@ def test_closing_the_events_early_stops_the_job(make_gateway: Callable[..., Any]
     metrics = gateway.pool.metrics
 
     async def run() -> StepImage:
-        events = gateway.submit(MODEL, params(steps=40), cancel, [1, 20]).events()
+        events = (await gateway.submit(MODEL, params(steps=40), cancel, [1, 20])).events()
         first = await anext(events)
         await events.aclose()
         assert isinstance(first, StepImage)
@@ -208,14 +208,14 @@ def test_admit_refuses_when_the_queue_is_full(make_gateway: Callable[..., Any]) 
     async def run(release: Callable[[], None]) -> list[Any]:
         gateway.admit(MODEL, params())  # an empty queue admits
         gateway.admit(MODEL, None)
-        queued = gateway.submit(MODEL, params("queued"), threading.Event())
+        queued = await gateway.submit(MODEL, params("queued"), threading.Event())
         with pytest.raises(QueueFullError) as info:
             gateway.admit(MODEL, params())
         assert info.value.status == 429 and info.value.code == "rate_limit_exceeded" and info.value.retry_after > 0
         with pytest.raises(QueueFullError):
             gateway.admit(MODEL, None)
         with pytest.raises(QueueFullError):  # submit is admitted atomically: the same refusal
-            gateway.submit(MODEL, params("refused"), threading.Event())
+            (await gateway.submit(MODEL, params("refused"), threading.Event()))
         assert len(worker._waiting) == 1
         release()
         return await collect(queued.events())

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -25,7 +25,7 @@ from imageforge.api.middleware import RequestIdMiddleware
 from imageforge.api.openapi import install_openapi
 from imageforge.api.paths import files_url
 from imageforge.api.routes import edits, files, images, models, playground, responses
-from imageforge.api.state import AppState
+from imageforge.api.state import AppState, EngineBackend
 from imageforge.config import Catalogue, Settings, load_catalogue
 from imageforge.engines.embedded.config import WEIGHTS_DIR
 from imageforge.errors import ServiceUnavailableError
@@ -63,18 +63,29 @@ from imageforge.storage.images import open_image_store
 from imageforge.storage.responses import open_response_store
 from imageforge.storage.signing import UrlSigner, signing_key
 
-__all__ = ["build_state", "create_app"]
+__all__ = ["EngineBackend", "build_state", "create_app", "local_backend"]
 
 log = logging.getLogger(__name__)
 
 
-def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppState:
+BackendFactory = Callable[[Catalogue, Settings, Metrics], EngineBackend]
+
+
+def local_backend(catalogue: Catalogue, settings: Settings, metrics: Metrics) -> EngineBackend:
+    """The engines of this process: one worker thread per engine (the default)."""
+    pool = EnginePool(catalogue, settings, metrics)
+    return EngineBackend(pool, InProcessGateway(pool))
+
+
+def build_state(
+    settings: Settings, catalogue: Catalogue | None = None, backend: BackendFactory = local_backend
+) -> AppState:
     catalogue = catalogue if catalogue is not None else load_catalogue(settings)
     data = settings.data_dir
     store = open_image_store(settings)  # filesystem or s3; a misconfigured store fails here, at start-up
     signer = UrlSigner(signing_key(settings))
     metrics = Metrics(max_users=settings.metrics_max_users, user_labels=settings.metrics_user_labels)
-    engines = EnginePool(catalogue, settings, metrics)
+    engines = backend(catalogue, settings, metrics)
     tokens = TokenCounter(WEIGHTS_DIR / "tokenizer" / "tokenizer.json")
     limits = RateLimiter(
         key_requests=settings.key_requests_per_minute,
@@ -88,7 +99,7 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
     screening = Screening(moderator, metrics)
     encoder = EncodePool(settings.encode_pool, settings.encode_workers, metrics)
     delivery = Delivery(screening, encoder, store, signer, files_url, url_ttl_seconds=settings.url_ttl_seconds)
-    pipeline = GenerationPipeline(InProcessGateway(engines), screening, delivery, limits, tokens, metrics)
+    pipeline = GenerationPipeline(engines.gateway, screening, delivery, limits, tokens, metrics)
     planners = PlannerRouter(
         settings.planner_url,
         settings.planner_models,
@@ -113,7 +124,8 @@ def build_state(settings: Settings, catalogue: Catalogue | None = None) -> AppSt
     return AppState(
         settings=settings,
         catalogue=catalogue,
-        engines=engines,
+        engines=engines.fleet,
+        backend=engines,
         store=store,
         signer=signer,
         pipeline=pipeline,
@@ -144,8 +156,10 @@ async def _sweep_forever(state: AppState) -> None:
         await asyncio.sleep(state.settings.sweep_interval_seconds)
 
 
-def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAPI:
-    state = build_state(settings, catalogue)
+def create_app(
+    settings: Settings, catalogue: Catalogue | None = None, backend: BackendFactory = local_backend
+) -> FastAPI:
+    state = build_state(settings, catalogue, backend)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,9 +167,11 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
         await asyncio.to_thread(
             state.pipeline.screening.moderator.load
         )  # the image classifier, before the first request
-        failed = await asyncio.to_thread(state.responses.store.fail_unfinished, "The server restarted.")
-        if failed:
-            log.warning("%d stored responses were left in progress by the previous process; marked failed", failed)
+        # One process owns every in-progress response; in a cluster the others' are still running.
+        if settings.backend == "process":
+            failed = await asyncio.to_thread(state.responses.store.fail_unfinished, "The server restarted.")
+            if failed:
+                log.warning("%d stored responses were left in progress by the previous process; marked failed", failed)
         sweeper = asyncio.create_task(_sweep_forever(state))
         try:
             yield
@@ -188,7 +204,7 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     app.state.api_keys = ApiKeys(settings.api_keys)
     install_error_handlers(app)
     app.add_middleware(DrainMiddleware, drain=state.drain)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, adopt=state.backend.adopt_request_id)
     app.include_router(images.router)
     app.include_router(edits.router)
     app.include_router(models.router)
@@ -200,7 +216,11 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     async def health() -> dict[str, object]:
         """Liveness: the process answers (engines may still be loading)."""
         status = "draining" if state.drain.draining else "ok"
-        return {"status": status, "engines": state.engines.status()}
+        body: dict[str, object] = {"status": status, "engines": state.engines.status()}
+        replicas = state.engines.replicas()
+        if replicas:  # a cluster: where each engine replica runs
+            body["replicas"] = replicas
+        return body
 
     @app.get("/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
@@ -215,6 +235,9 @@ def create_app(settings: Settings, catalogue: Catalogue | None = None) -> FastAP
     async def metrics(request: Request) -> Response:
         """Prometheus' text format; it needs a key (an API key or the metrics key) whenever the server has one."""
         metrics_keys.check(request.headers.get("authorization"))
-        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+        page = state.metrics.render()
+        if state.backend.metrics_page is not None:  # a cluster: every replica's series, labelled by replica
+            page = await state.backend.metrics_page(page)
+        return Response(page, media_type=CONTENT_TYPE)
 
     return app

@@ -1,9 +1,14 @@
 """Every response carries ``x-request-id`` (the SDKs surface it as ``request_id``), and an exception that escaped
-every handler still becomes OpenAI's 500 envelope rather than a bare text page."""
+every handler still becomes OpenAI's 500 envelope rather than a bare text page.
+
+Behind a proxy that already writes the header (Ray Serve's always does: the client's own id, or a uuid), the app
+adopts that id (``adopt``) and adds no header of its own, so a client sees exactly one.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,14 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, adopt: Callable[[Scope], str | None] | None = None) -> None:
         self.app = app
+        self.adopt = adopt  # the id the proxy in front will send; None: mint one and send it here
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = new_id("req")
+        adopted = self.adopt(scope) if self.adopt is not None else None
+        request_id = adopted or new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id
         started = False
 
@@ -31,6 +38,9 @@ class RequestIdMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if adopted:
+                    await send(message)
+                    return
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)

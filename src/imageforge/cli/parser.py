@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     for scope in ("key", "user"):
         for kind in ("requests", "images"):
             serve.add_argument(f"--{scope}-{kind}-per-minute", type=int, help=f"per {scope} (default: no limit)")
+    serve.add_argument("--backend", choices=["process", "ray"],
+                       help="process (default) or ray: engine replicas on Ray Serve (imageforge[ray])")  # fmt: skip
+    serve.add_argument("--ray-address", help="Ray cluster to join (default: start one on this machine)")
+    serve.add_argument("--ray-ingress-replicas", type=int, help="API replicas on the cluster (default 1)")
+    serve.add_argument("--ray-proxy-location", choices=["HeadOnly", "EveryNode"], help="where Serve's proxy runs")
     add_model_flags(serve)
     _settings_args(serve)
 

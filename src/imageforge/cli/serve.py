@@ -39,10 +39,18 @@ def run_serve(ns: argparse.Namespace, console: Console) -> int:
             "--api-key (or IMAGEFORGE_API_KEYS), or pass --allow-unauthenticated if that is what you want.",
             param="host",
         )
-    configure_torch(settings)
     prepare_models(settings, console)  # hub models into the cache first, with download progress
-    app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}"
+    if settings.backend == "ray":
+        from imageforge.distributed.app import serve_forever
+
+        def ready() -> None:
+            console.print(f"ImageForge {__version__} on Ray Serve: {url}/v1", soft_wrap=True)
+
+        serve_forever(settings, on_ready=ready)
+        return 0
+    configure_torch(settings)
+    app = create_app(settings)
     console.print(f"ImageForge {__version__} on {url}/v1  (data: {settings.data_dir})", soft_wrap=True)
     console.print(f"Playground: {url}/", soft_wrap=True)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,

@@ -3,9 +3,16 @@ cancel it.
 
 :class:`EngineGateway` is what ``serving/pipeline.py`` talks to; nothing above it knows whether the engine runs in
 this process (:class:`InProcessGateway`, today's scheduler: one :class:`~imageforge.scheduler.worker.EngineWorker`
-per engine) or elsewhere (a remote backend implements the same three calls). The events of a run are
-:class:`StepImage` (a preview, at the steps asked for) then one :class:`RunDone`; :class:`Idle` when nothing
-happened for ``idle_s`` (the stream writes a keep-alive). An engine error is raised from :meth:`EngineRun.events`.
+per engine) or in engine replicas elsewhere (``imageforge.distributed``, on Ray Serve, implements the same calls).
+The events of a run are :class:`StepImage` (a preview, at the steps asked for) then one :class:`RunDone`;
+:class:`Idle` when nothing happened for ``idle_s`` (the stream writes a keep-alive). An engine error is raised from
+:meth:`EngineRun.events`.
+
+:meth:`EngineGateway.submit` is a coroutine because a remote engine's acceptance is a round trip; the in-process
+one never suspends, so awaiting it is as atomic as a plain call (the pipeline's admission relies on that).
+
+:class:`EngineFleet` is the lifecycle side (start, health, readiness, drain, close) that the app factory and the
+probes use; :class:`~imageforge.scheduler.pool.EnginePool` is the in-process one.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from imageforge.params import EngineCapabilities, GenerationParams, GenerationRe
 from imageforge.scheduler.pool import EnginePool
 from imageforge.scheduler.worker import EngineWorker, Job
 
-__all__ = ["EngineGateway", "EngineRun", "Idle", "InProcessGateway", "RunDone", "StepImage"]
+__all__ = ["EngineFleet", "EngineGateway", "EngineRun", "Idle", "InProcessGateway", "RunDone", "StepImage"]
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,36 @@ class EngineGateway(Protocol):
         without params, if any job would be (a full queue)."""
         ...
 
-    def submit(
+    async def submit(
         self, model: str, params: GenerationParams, cancel: threading.Event, preview_steps: Collection[int] = ()
     ) -> EngineRun:
-        """Queue the job (atomically admitted: raises the same refusals as :meth:`admit`)."""
+        """Queue the job (atomically admitted: raises the same refusals as :meth:`admit`); returns once the engine
+        accepted it."""
         ...
+
+
+class EngineFleet(Protocol):
+    """The engines' lifecycle, as the app and its probes see it."""
+
+    def start_all(self) -> None:
+        """Start loading every engine (returns at once)."""
+        ...
+
+    def status(self) -> dict[str, str]:
+        """Each engine's (or engine replica's) state: ``loading``, ``warming``, ``ready``, ``failed: …``."""
+        ...
+
+    def ready(self) -> bool: ...
+
+    def replicas(self) -> list[dict[str, object]]:
+        """Where each engine replica runs (node, devices), for ``/health``; empty in one process."""
+        ...
+
+    def abort(self, message: str) -> None:
+        """Fail every queued and running job (thread-safe; the drain timeout)."""
+        ...
+
+    def close(self, timeout: float = 5.0) -> None: ...
 
 
 class _LocalRun:
@@ -127,9 +159,10 @@ class InProcessGateway:
     def admit(self, model: str, params: GenerationParams | None) -> None:
         self.pool.worker(model).admit(params)
 
-    def submit(
+    async def submit(
         self, model: str, params: GenerationParams, cancel: threading.Event, preview_steps: Collection[int] = ()
     ) -> EngineRun:
+        # No await in here: queueing stays atomic with the caller's limit test and charge.
         loop = asyncio.get_running_loop()
         previews: asyncio.Queue[StepImage] = asyncio.Queue()
         wanted = frozenset(preview_steps)

@@ -60,6 +60,13 @@ class EnginePool:
     def ready(self) -> bool:
         return bool(self._workers) and all(w.ready for w in self._workers.values())
 
+    def died(self) -> list[str]:
+        """The engines whose worker thread ended on its own (nothing will run them again)."""
+        return [w.name for w in self._workers.values() if w.died]
+
+    def replicas(self) -> list[dict[str, object]]:
+        return []  # one process: the engines are this process's
+
     def abort(self, message: str) -> None:
         """Fail every queued and running job of every engine (thread-safe; the drain timeout)."""
         for worker in list(self._workers.values()):

@@ -173,6 +173,11 @@ class EngineWorker:
     def ready(self) -> bool:
         return self._state == "ready"
 
+    @property
+    def died(self) -> bool:
+        """The owning thread ended without being closed (a bug or a fatal device error): nothing will run."""
+        return self._started and not self._closing and not self._thread.is_alive()
+
     def close(self, timeout: float = 5.0) -> None:
         """Refuse new jobs, fail waiting ones, cancel running ones, and free the engine."""
         with self._cond:

@@ -189,7 +189,7 @@ class GenerationPipeline:
             self.check(job)  # before moderation: a full queue or an unloaded model costs no classifier time
             screened = await self.screening.inputs(job.prompt, job.input_images, job.level, audit,
                                                    also=job.user_text, gpt=r.profile.gpt)  # fmt: skip
-            run, limits = self._queue(job, cancel)
+            run, limits = await self._queue(job, cancel)
             try:
                 yield limits  # a caller that never reads the events still cancels the job when they are closed
                 async with aclosing(self._engine_events(job, run, screened.minor, audit, totals, base_url)) as out:
@@ -204,13 +204,15 @@ class GenerationPipeline:
                 audit.queue_ms, audit.run_ms = (t * 1000 for t in run.timings)
                 run.cancel()  # a no-op once the run finished; otherwise the engine stops within a step
 
-    def _queue(self, job: ImageJob, cancel: threading.Event) -> tuple[EngineRun, tuple[LimitState, ...]]:
-        """Test the limits, queue the job, charge the limits: synchronous, so nothing on the loop interleaves."""
+    async def _queue(self, job: ImageJob, cancel: threading.Event) -> tuple[EngineRun, tuple[LimitState, ...]]:
+        """Test the limits, queue the job, charge the limits. With the in-process gateway nothing suspends, so
+        nothing on the loop interleaves; a remote gateway awaits the replica's acceptance (milliseconds), in which
+        another request may pass the same test (docs/operations.md: limits are approximate across replicas)."""
         r, p = job.request, job.request.params
         requests = 1 if job.charge_request else 0
         self.rates.test(job.key_id, r.end_user, p.n, requests)
         wanted = preview_steps(p.denoising_steps, r.partial_images) if r.stream else []
-        run = self.gateway.submit(r.model, p, cancel, wanted)
+        run = await self.gateway.submit(r.model, p, cancel, wanted)
         return run, self.rates.hit(job.key_id, r.end_user, p.n, requests)
 
     async def _engine_events(
