@@ -26,7 +26,8 @@ and the CLI prints them. Nothing below the API layer raises an HTTP exception.
     ├── GenerationTimeout                504 server_error / timeout  (the request_timeout_seconds setting passed)
     ├── ShuttingDownError                503 server_error / server_shutting_down (draining after SIGTERM)
     ├── EngineUnavailableError           503 server_error / engine_unavailable (a model that could not be loaded)
-    ├── ServiceUnavailableError          503 server_error / service_unavailable (Redis or PostgreSQL unreachable)
+    ├── ServiceUnavailableError          503 server_error / service_unavailable (Redis, PostgreSQL unreachable;
+    │                                        engine_replica_lost, engine_starting: a Ray cluster's engine replica)
     ├── PlannerError                     502 server_error / planner_error (the chat-completions planner failed)
     └── GenerationCancelled              499 cancelled               (client went away, or cancelled)
 """
@@ -242,7 +243,8 @@ class EngineUnavailableError(ImageForgeError):
 
 class ServiceUnavailableError(ImageForgeError):
     """A service the server shares with its other replicas (the rate-limit Redis, the response store's
-    PostgreSQL) cannot be reached: the request is refused, neither failed with a traceback nor let through."""
+    PostgreSQL, an engine replica of a Ray cluster) cannot be reached: the request is refused, neither failed with
+    a traceback nor let through. Retriable: the SDKs retry a 503 by themselves."""
 
     status = 503
     code = "service_unavailable"

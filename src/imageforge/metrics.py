@@ -64,6 +64,12 @@ class Metrics:
             buckets=_LATENCY, registry=r,
         )  # fmt: skip
         self.images = Counter("imageforge_images", "Images by model and outcome", ["model", "outcome"], registry=r)
+        self.request_steps = Counter(
+            "imageforge_request_steps",
+            "Denoising steps computed, one per request of a batch per step (a dropped request stops counting)",
+            ["engine"],
+            registry=r,
+        )
         self.cancelled_steps = Counter(
             "imageforge_cancelled_steps",
             "Denoising steps run for images whose request was already cancelled (wasted work)",

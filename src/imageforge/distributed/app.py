@@ -43,8 +43,8 @@ def engine_groups(catalogue: Catalogue) -> dict[str, dict[str, ModelEntry]]:
         by_key.setdefault(entry.engine_key(), {})[model_id] = entry
     groups: dict[str, dict[str, ModelEntry]] = {}
     for entries in by_key.values():
-        own = [m for m, e in entries.items() if e.profile == "imageforge"] or sorted(entries)
-        name = EMBEDDED_ID if EMBEDDED_ID in entries else sorted(own)[0]
+        own = [m for m, e in entries.items() if e.profile == "imageforge"] or list(entries)
+        name = EMBEDDED_ID if EMBEDDED_ID in entries else own[0]  # its own id, else the catalogue's first
         groups["engine-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", name)] = entries
     return groups
 

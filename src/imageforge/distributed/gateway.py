@@ -8,7 +8,8 @@ The pipeline does not know which gateway it has. What differs:
   (``max_queued_requests``) is full too, Serve raises ``BackPressureError``; the client gets OpenAI's 429 envelope
   with ``Retry-After``, never Serve's plain text.
 - **A replica lost mid-job** (killed, node gone, restarting) raises a Ray actor error from the stream: the client
-  gets a 503 ``engine_unavailable`` (retriable: the SDKs retry 5xx by themselves), and Serve starts a new replica.
+  gets a 503 ``engine_replica_lost`` (retriable: the SDKs retry a 503 by themselves), and Serve starts a new
+  replica.
 - **Keep-alives** are made here, not in the replica: the next event is awaited without a deadline, and an idle
   interval with nothing yields :class:`~imageforge.scheduler.gateway.Idle` (the pending read is not cancelled).
 - **Capabilities** (what validation checks against) are fetched from each engine deployment once, in the
@@ -29,12 +30,12 @@ from imageforge.distributed.replica import Accepted, Refused, RunFailed
 from imageforge.engines.base import check_batch
 from imageforge.errors import (
     EngineError,
-    EngineUnavailableError,
     GenerationCancelled,
     ImageForgeError,
     LimitState,
     ModelNotFoundError,
     QueueFullError,
+    ServiceUnavailableError,
 )
 from imageforge.metrics import Metrics
 from imageforge.params import EngineCapabilities, GenerationParams
@@ -67,9 +68,10 @@ def translate(exc: BaseException, model: str) -> BaseException:
         return GenerationCancelled("The request was cancelled.")
     lost = (rex.RayActorError, rex.ActorUnavailableError, sex.ReplicaUnavailableError, sex.DeploymentUnavailableError)
     if isinstance(exc, lost):
-        return EngineUnavailableError(
+        return ServiceUnavailableError(
             f"The engine replica running this request for model '{model}' stopped (it is being replaced); "
-            "retry the request."
+            "retry the request.",
+            code="engine_replica_lost",
         )
     return EngineError(f"The engine replica failed: {type(exc).__name__}: {exc}")
 
@@ -91,7 +93,8 @@ class _RemoteRun:
             self._finished = True
             if self._pending is not None:
                 self._pending.cancel()
-            self._stream.cancel()  # Serve cancels the replica's generator; its finally cancels the job
+            with contextlib.suppress(Exception):  # a stream that already failed raises its error again
+                self._stream.cancel()  # Serve cancels the replica's generator; its finally cancels the job
 
     async def events(self, idle_s: float | None = None) -> AsyncGenerator[RunEvent]:
         try:
@@ -145,8 +148,9 @@ class ServeGateway:
             )
         caps = self._caps.get(model)
         if caps is None:
-            raise EngineUnavailableError(
-                f"The engine for model '{model}' is still starting on the cluster; retry shortly."
+            raise ServiceUnavailableError(
+                f"The engine for model '{model}' is still starting on the cluster; retry shortly.",
+                code="engine_starting",
             )
         return caps
 
@@ -160,13 +164,16 @@ class ServeGateway:
         self, model: str, params: GenerationParams, cancel: threading.Event, preview_steps: Collection[int] = ()
     ) -> _RemoteRun:
         handle = self._handles[model].options(stream=True)
-        stream = handle.generate.remote(model, params, sorted(preview_steps), None)
+        stream = None
         try:
+            stream = handle.generate.remote(model, params, sorted(preview_steps), None)
             first = await stream.__anext__()
         except StopAsyncIteration:
             raise EngineError("The engine replica ended the job before accepting it.") from None
         except BaseException as exc:
-            stream.cancel()
+            if stream is not None:
+                with contextlib.suppress(Exception):  # cancelling a refused call raises its refusal again
+                    stream.cancel()
             raise translate(exc, model) from exc
         if isinstance(first, Refused):
             raise first.error

@@ -589,6 +589,7 @@ class EngineWorker:
     def _on_step(self, batch: list[Job], st: StepPreview) -> None:
         """After every denoising step: settle jobs cancelled meanwhile, and pass previews to the others."""
         self._step, self._total_steps = st.step, st.total_steps
+        self.metrics.request_steps.labels(self.name).inc(sum(1 for j in batch if not j.settled))
         for index, job in enumerate(batch):
             if job.cancel.is_set():
                 # The step that was running when the job was cancelled is wasted work; after it, an engine that
