@@ -185,9 +185,11 @@ def test_a_replica_killed_mid_load_gives_retriable_errors_then_is_replaced(ray_s
 
 
 def test_metrics_carry_every_replica(ray_server: RayServer) -> None:
+    served = [r for r in ray_server.replicas("ingress") + ray_server.replicas("engine-gpt-image-1")]
+    assert len(served) == 4  # two ingress replicas, two engine replicas: all have served requests by now
     page = httpx.get(f"{ray_server.base_url}/metrics", timeout=10).text
-    replicas = {line.split('replica="', 1)[1].split('"', 1)[0] for line in page.splitlines() if 'replica="' in line}
-    health = ray_server.health()["replicas"]
-    assert isinstance(health, list)
-    assert {str(r["replica"]) for r in health} <= replicas
-    assert 'deployment="ingress"' in page and 'deployment="engine-gpt-image-1"' in page
+    for r in served:
+        assert f'deployment="{r["deployment"]}"' in page
+        assert f'replica="{r["replica"]}"' in page, f"no series of {r['deployment']}/{r['replica']}"
+    images = ray_server.metric("imageforge_images_total", deployment="engine-gpt-image-1", outcome="ok")
+    assert images >= 2, "the engine replicas' own counters are in the page"

@@ -167,8 +167,9 @@ def create_app(
         await asyncio.to_thread(
             state.pipeline.screening.moderator.load
         )  # the image classifier, before the first request
-        # One process owns every in-progress response; in a cluster the others' are still running.
-        if settings.backend == "process":
+        # Only a lone process owns every in-progress response: with a shared store (PostgreSQL) or on a cluster,
+        # other replicas' responses are still running, and failing them would be wrong.
+        if settings.backend == "process" and settings.responses_store == "sqlite":
             failed = await asyncio.to_thread(state.responses.store.fail_unfinished, "The server restarted.")
             if failed:
                 log.warning("%d stored responses were left in progress by the previous process; marked failed", failed)
