@@ -1,7 +1,8 @@
 """Scaling on Ray Serve: images/s of the embedded model with 1 and 2 engine replicas (one CPU thread each) through
 ``imageforge serve --backend ray``, against the single-process server on the same work.
 
-    python -m benchmarks.bench_ray [--requests 16] [--concurrency 4] [--size 1024x1024] [--json out.json]
+    python -m benchmarks.bench_ray [--requests 16] [--concurrency 4] [--size 1024x1024] [--model gpt-image-1]
+                                   [--json out.json]
 
 Every server is a real ``imageforge serve`` process (the Ray ones start their own local cluster) with
 ``--threads 1`` and ``--max-batch 1``, so each engine replica is one CPU thread doing one image at a time and the
@@ -30,9 +31,12 @@ import httpx
 import openai
 
 CATALOGUE = """
+[models."imageforge-emoji"]
+engine = "embedded"
+profile = "imageforge"
 [models."imageforge-emoji".replicas]
 num_replicas = {replicas}
-num_cpus = 1
+num_cpus = 0.5  # a scheduling count (the local cluster has 2): each replica still runs one torch thread
 """
 
 
@@ -46,7 +50,9 @@ def _start(root: Path, replicas: int | None) -> tuple[subprocess.Popen[bytes], s
     port = _free_port()
     cmd = [sys.executable, "-m", "imageforge", "serve", "--port", str(port), "--data-dir", str(root / "data"),
            "--threads", "1", "--max-batch", "1", "--log-level", "warning"]  # fmt: skip
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "IMAGEFORGE_RAY_INGRESS_CPUS": "0.25"}
+    # A closed loop keeps `concurrency` requests queued on purpose: no refusal by queue time.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "IMAGEFORGE_RAY_INGRESS_CPUS": "0.25",
+           "IMAGEFORGE_MAX_QUEUE_SECONDS": "600"}  # fmt: skip
     if replicas is not None:
         (root / "catalogue.toml").write_text(CATALOGUE.format(replicas=replicas))
         cmd += ["--backend", "ray", "--config", str(root / "catalogue.toml")]
@@ -80,7 +86,10 @@ def _measure(base: str, args: argparse.Namespace) -> dict[str, Any]:
 
     def one(i: int) -> float:
         t = time.perf_counter()
-        r = client.images.generate(model="gpt-image-1", prompt=f"a red apple {i}", size=args.size, quality="low")
+        extra: dict[str, Any] = (
+            {"response_format": "b64_json"} if args.model.startswith("dall-e") else {"quality": "low"}
+        )
+        r = client.images.generate(model=args.model, prompt=f"a red apple {i}", size=args.size, **extra)
         assert r.data[0].b64_json
         return time.perf_counter() - t
 
@@ -104,6 +113,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--lone", type=int, default=5, help="lone requests for the latency p50")
     ap.add_argument("--size", default="1024x1024")
+    ap.add_argument("--model", default="gpt-image-1", help="dall-e-2 for 256x256 (b64_json asked for)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     rows: dict[str, dict[str, Any]] = {}

@@ -72,3 +72,16 @@ def test_heavy_libraries_are_imported_lazily() -> None:
         for module, top_level in _imports(path):
             if top_level and module.split(".")[0] in HEAVY_AT_IMPORT:
                 pytest.fail(f"{path.relative_to(SRC)} imports {module} at module level")
+
+
+def test_ray_stays_inside_the_distributed_backend() -> None:
+    """The single-process server never loads Ray: only ``imageforge.distributed`` imports it, inside functions,
+    and only ``serve --backend ray`` reaches that package."""
+    for path in SRC.rglob("*.py"):
+        inside = path.is_relative_to(SRC / "distributed")
+        for module, top_level in _imports(path):
+            root = module.split(".")[0]
+            if root == "ray":
+                assert inside and not top_level, f"{path.relative_to(SRC)} imports {module}"
+            if module.startswith("imageforge.distributed") and not inside:
+                assert path == SRC / "cli" / "serve.py" and not top_level, f"{path.relative_to(SRC)} imports {module}"

@@ -131,6 +131,12 @@ def build_application(settings: Settings, catalogue: Catalogue | None = None, *,
     from ray import serve
 
     catalogue = catalogue if catalogue is not None else load_catalogue(settings)
+    if settings.ray_ingress_replicas > 1 and settings.url_signing_key is None:
+        log.warning(
+            "%d ingress replicas without url_signing_key: each node makes its own key, so a url image minted on "
+            "one node is refused on another; set IMAGEFORGE_URL_SIGNING_KEY (and a shared image store)",
+            settings.ray_ingress_replicas,
+        )
     groups = engine_groups(catalogue)
     registry = serve.deployment(
         name="registry", num_replicas=1, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000

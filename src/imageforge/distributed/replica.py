@@ -68,7 +68,9 @@ class RunFailed:
 class EngineReplica:
     """The deployment class (``imageforge.distributed.app`` wraps it with ``serve.deployment``)."""
 
-    def __init__(self, settings: Settings, entries: dict[str, ModelEntry], registry: Any = None) -> None:
+    # Serve awaits an async constructor on the replica's event loop: the reporter starts with the replica, so the
+    # ingress sees it (loading, then ready) before any request reaches it.
+    async def __init__(self, settings: Settings, entries: dict[str, ModelEntry], registry: Any = None) -> None:  # type: ignore[misc]
         if settings.threads is not None:
             import torch
 
@@ -81,6 +83,7 @@ class EngineReplica:
         self._registry = registry
         self._identity = replica_identity("engine")
         self._reporter: asyncio.Task[None] | None = None
+        self._report_soon()
 
     # -- the job stream ---------------------------------------------------------------------------------------
 
