@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,16 +114,23 @@ def _sum(page: str, name: str, labels: dict[str, str]) -> float:
     return total
 
 
-def wait_ready(server: RayServer, timeout_s: float = READY_TIMEOUT_S) -> None:
+def poll_ready(base_url: str, timeout_s: float = READY_TIMEOUT_S, check: Callable[[], None] | None = None) -> None:
+    """Until ``/ready`` answers 200; ``check`` runs between tries (to fail at once when a server died)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
+        if check is not None:
+            check()
         try:
-            if httpx.get(f"{server.base_url}/ready", timeout=5).status_code == 200:
+            if httpx.get(f"{base_url}/ready", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
+        assert time.monotonic() < deadline, f"{base_url} did not become ready"
         time.sleep(0.5)
-    raise AssertionError(f"the cluster did not become ready: {server.health()}")
+
+
+def wait_ready(server: RayServer, timeout_s: float = READY_TIMEOUT_S) -> None:
+    poll_ready(server.base_url, timeout_s)
 
 
 @pytest.fixture(scope="package")

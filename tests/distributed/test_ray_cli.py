@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ import openai
 import pytest
 from PIL import Image
 
+from tests.distributed.conftest import poll_ready
 from tests.services import free_port, unavailable
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -37,16 +37,11 @@ def test_serve_backend_ray_serves_the_embedded_model_and_stops_on_sigterm(tmp_pa
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
+
+        def alive() -> None:
             assert proc.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "not ready:\n" + log.read_text(errors="replace")
-            try:
-                if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+
+        poll_ready(base, check=alive)
         assert "on Ray Serve" in log.read_text(errors="replace")
         health = httpx.get(f"{base}/health", timeout=10).json()
         assert [r["deployment"] for r in health["replicas"] if r["kind"] == "engine"] == ["engine-imageforge-emoji"]
