@@ -32,6 +32,31 @@ def test_gpt_defaults() -> None:
     assert r.params.steps == 9 and r.params.n == 1 and r.params.background == "opaque" and r.params.seed == 1
 
 
+@pytest.mark.parametrize("model", ["gpt-image-2.5-sunburst", "gpt-image-2.5-sunburst-2026-09-08",
+                                   "gpt-image-2.5-flare", "gpt-image-2.5-flare-2026-09-08"])  # fmt: skip
+def test_the_2_5_models_take_xhigh_and_max_as_more_steps(model: str) -> None:
+    # The engine gives low/medium/high only: xhigh and max get 1.5x and 2x high's 9 steps.
+    assert [ok(model=model, quality=q).params.steps for q in ("high", "xhigh", "max")] == [9, 14, 18]
+    assert ok(model=model, quality="max").quality == "max"
+    assert ok(model=model, size="1920x1088").size == "1920x1088", "gpt-image-2's arbitrary sizes"
+    assert "multiples of 16" in bad("size", model=model, size="1000x1000").message
+    assert bad("size", model=model, size="3840x640").code == "invalid_value"  # 6:1
+
+
+@pytest.mark.parametrize("model", ["gpt-image-2.6-sunburst", "gpt-image-2.6-flare", "gpt-image-2", "gpt-image-1"])
+def test_xhigh_and_max_are_for_the_2_5_models_only(model: str) -> None:
+    for q in ("xhigh", "max"):
+        err = bad("quality", model=model, quality=q)
+        assert err.code == "invalid_value" and "'high'" in err.message
+    assert ok(model=model, quality="high").params.steps == 9
+
+
+def test_an_engine_may_give_its_own_xhigh_and_max_steps() -> None:
+    caps = FakeEngine(quality_steps={"low": 1, "medium": 2, "high": 4, "xhigh": 12, "max": 40}).capabilities
+    r = resolve({"prompt": "a", "model": "gpt-image-2.5-flare", "quality": "max"}, CATALOGUE, caps, seed=1)
+    assert r.params.steps == 40
+
+
 def test_quality_maps_through_the_engine_table() -> None:
     assert ok(model="gpt-image-1", quality="low").params.steps == 3
     assert ok(model="dall-e-3", quality="hd").params.steps == 9
@@ -153,7 +178,7 @@ def test_moderation_and_partial_images() -> None:
         ("svg", {"svg": {"model": "x"}}, "unsupported_parameter"),
         ("frame_duration_ms", {"frame_duration_ms": 200}, "unsupported_parameter"),
         ("output_format", {"output_format": "gif"}, "unsupported_parameter"),
-        ("model", {"model": "gpt-image-2.5-sunburst-2026-09-08"}, "unsupported_model"),
+        ("quality", {"model": "gpt-image-2.6-sunburst", "quality": "xhigh"}, "invalid_value"),
         ("n", {"n": True}, "invalid_type"),
         ("n", {"n": 1.5}, "invalid_type"),
         ("prompt", {"prompt": None}, "invalid_type"),

@@ -48,9 +48,20 @@ __all__ = [
 ]
 
 EMBEDDED_ID = "imageforge-emoji"
-OPENAI_NAMES = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "dall-e-2", "dall-e-3")
-# Other ids the SDK's ImageModel literal carries that follow an existing profile's rules (reference §0, §1.3).
-OPENAI_ALIASES = {"gpt-image-2-2026-04-21": "gpt-image-2", "chatgpt-image-latest": "gpt-image-1.5"}
+OPENAI_NAMES = (
+    "gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "gpt-image-2", "gpt-image-2.5-sunburst", "gpt-image-2.5-flare",
+    "gpt-image-2.6-sunburst", "gpt-image-2.6-flare", "dall-e-2", "dall-e-3",
+)  # fmt: skip
+# Other ids the SDK's ImageModel literal carries that follow an existing profile's rules (reference §0, §1.3,
+# §11.1): dated snapshots of a model follow the model.
+OPENAI_ALIASES = {
+    "gpt-image-2-2026-04-21": "gpt-image-2",
+    "gpt-image-2.5-sunburst-2026-09-08": "gpt-image-2.5-sunburst",
+    "gpt-image-2.5-flare-2026-09-08": "gpt-image-2.5-flare",
+    "chatgpt-image-latest": "gpt-image-1.5",
+}
+# The Responses image tool's model when the tool names none: the SDK's documented default (openai 3.57).
+RESPONSES_DEFAULT_IMAGE_MODEL = "gpt-image-2.6-sunburst"
 
 
 _SIGNING_KEY_BYTES = 32

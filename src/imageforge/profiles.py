@@ -56,10 +56,16 @@ class Profile:
 
 
 _GPT_QUALITY = (("low", "low"), ("medium", "medium"), ("high", "high"))
+# gpt-image-2.5's extra qualities: real extra work, more denoising steps (engines/base.py: 1.5x and 2x high's).
+_GPT25_QUALITY = (*_GPT_QUALITY, ("xhigh", "xhigh"), ("max", "max"))
 
 
 def _gpt(
-    name: str, custom: CustomSizeRule | None = None, *, input_fidelity: tuple[str, ...] = ("high", "low")
+    name: str,
+    custom: CustomSizeRule | None = None,
+    *,
+    input_fidelity: tuple[str, ...] = ("high", "low"),
+    quality_map: tuple[tuple[str, str], ...] = _GPT_QUALITY,
 ) -> Profile:
     return Profile(
         name=name,
@@ -67,9 +73,9 @@ def _gpt(
         n_max=10,
         sizes=(*_GPT_SIZES, "auto"),
         default_size="1024x1024",
-        qualities=("low", "medium", "high", "auto"),
+        qualities=(*(q for q, _ in quality_map), "auto"),
         auto_quality="high",
-        quality_map=_GPT_QUALITY,
+        quality_map=quality_map,
         params=_GPT_PARAMS,
         custom_sizes=custom,
         input_fidelity=input_fidelity,
@@ -122,6 +128,14 @@ PROFILES: dict[str, Profile] = {
     "gpt-image-1-mini": _gpt("gpt-image-1-mini", input_fidelity=("low",)),
     "gpt-image-1.5": _gpt("gpt-image-1.5"),
     "gpt-image-2": _gpt("gpt-image-2", _GPT2_SIZES, input_fidelity=()),
+    # The SDK's newest ids (reference §11.1): gpt-image-2's size rules; xhigh and max on the 2.5 models only;
+    # input_fidelity is not documented for them, so it is refused as on gpt-image-2.
+    "gpt-image-2.5-sunburst": _gpt(
+        "gpt-image-2.5-sunburst", _GPT2_SIZES, input_fidelity=(), quality_map=_GPT25_QUALITY
+    ),
+    "gpt-image-2.5-flare": _gpt("gpt-image-2.5-flare", _GPT2_SIZES, input_fidelity=(), quality_map=_GPT25_QUALITY),
+    "gpt-image-2.6-sunburst": _gpt("gpt-image-2.6-sunburst", _GPT2_SIZES, input_fidelity=()),
+    "gpt-image-2.6-flare": _gpt("gpt-image-2.6-flare", _GPT2_SIZES, input_fidelity=()),
     "imageforge": Profile(
         name="imageforge",
         prompt_max_chars=32000,

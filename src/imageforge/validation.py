@@ -30,7 +30,6 @@ _PROFILE_PARAMS = (
 )  # fmt: skip
 # Newest-SDK parameters and model families (reference §10) no profile supports yet: a named 400, never ignored.
 _NOT_YET_PARAMS = ("complexity", "frame_count", "frame_duration_ms", "svg")
-_NOT_YET_MODELS = ("gpt-image-2.5", "gpt-image-2.6")
 _NOT_YET_FORMATS = ("gif", "svg")
 _SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
 # dall-e-3's `style`, made real: the prompt the engine conditions on, returned as `revised_prompt`.
@@ -40,7 +39,7 @@ STYLE_SUFFIXES = {
 }
 
 
-Quality = Literal["low", "medium", "high", "standard", "hd"]
+Quality = Literal["low", "medium", "high", "xhigh", "max", "standard", "hd"]
 Moderation = Literal["low", "auto"]
 
 
@@ -151,10 +150,6 @@ def resolve(
     # 1. Names and JSON types, then the model, its profile, and which optional parameters it takes.
     req = fields if isinstance(fields, ImageGenerateRequest) else parse_request(fields)
     model = choose_model(req.model_dump(exclude_none=True), default_gpt_model)
-    if model not in catalogue.models and model.startswith(_NOT_YET_MODELS):
-        raise InvalidRequestError(
-            f"The model '{model}' is not supported by this server yet.", param="model", code="unsupported_model"
-        )
     profile = catalogue.profile(model)
     _check_model_params(req, model, profile)
     if not isinstance(caps, EngineCapabilities):

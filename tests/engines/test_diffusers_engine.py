@@ -135,7 +135,7 @@ def test_pipeline_variants_are_found_at_load(engine: DiffusersEngine) -> None:
 
 @pytest.mark.parametrize(
     "table,fragment",
-    [({"low": 1, "medium": 2}, "exactly"), ({"low": 1, "medium": 2, "high": 999}, "from 1 to 150")],
+    [({"low": 1, "medium": 2}, "must give low, medium, high"), ({"low": 1, "medium": 2, "high": 999}, "from 1 to 150")],
 )
 def test_bad_quality_tables_are_configuration_errors(table: dict[str, int], fragment: str) -> None:
     with pytest.raises(ConfigurationError, match=fragment):

@@ -24,7 +24,7 @@ class TestEmbeddedContract(EngineContract):
 def test_capabilities_are_data(engine: EmbeddedEngine) -> None:
     caps = engine.capabilities
     assert caps.alpha == "native" and caps.img2img and caps.inpaint
-    assert caps.quality_steps == {"low": 10, "medium": 20, "high": 30}
+    assert caps.quality_steps == {"low": 10, "medium": 20, "high": 30, "xhigh": 45, "max": 60}
     assert caps.native_resolutions == ((engine.config.image_size, engine.config.image_size),)
 
 

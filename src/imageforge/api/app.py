@@ -26,7 +26,7 @@ from imageforge.api.openapi import install_openapi
 from imageforge.api.paths import files_url
 from imageforge.api.routes import edits, files, images, models, playground, responses
 from imageforge.api.state import AppState, EngineBackend
-from imageforge.config import Catalogue, Settings, load_catalogue
+from imageforge.config import RESPONSES_DEFAULT_IMAGE_MODEL, Catalogue, Settings, load_catalogue
 from imageforge.engines.embedded.config import WEIGHTS_DIR
 from imageforge.errors import ServiceUnavailableError
 from imageforge.metrics import CONTENT_TYPE, Metrics
@@ -116,7 +116,10 @@ def build_state(
         ),
         planners,
         tokens,
-        default_image_model=settings.default_gpt_model,
+        # The SDK's documented default where this server serves it (the default catalogue and --model do).
+        default_image_model=RESPONSES_DEFAULT_IMAGE_MODEL
+        if RESPONSES_DEFAULT_IMAGE_MODEL in catalogue.models
+        else settings.default_gpt_model,
         finished_status=settings.responses_finished_status,
         max_input_tokens=settings.responses_max_input_tokens,
     )

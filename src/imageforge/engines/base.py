@@ -7,6 +7,7 @@ that worker's thread, then ``close()``. Engines know nothing of HTTP or wire mod
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -130,18 +131,28 @@ def check_batch(batch: Sequence[GenerationParams], caps: EngineCapabilities) -> 
 
 
 QUALITY_KEYS = ("low", "medium", "high")
+EXTRA_QUALITY_KEYS = ("xhigh", "max")  # optional in an engine's table (check_quality_steps derives them)
 
 
 def check_quality_steps(table: Mapping[str, int], min_steps: int, max_steps: int) -> dict[str, int]:
-    """An engine's quality -> steps table: exactly low/medium/high, each within the engine's step range."""
-    if set(table) != set(QUALITY_KEYS):
-        raise ConfigurationError(f"quality_steps must give exactly {', '.join(QUALITY_KEYS)}; got {dict(table)}")
+    """An engine's quality -> steps table: low/medium/high, each within the engine's step range, and the
+    gpt-image-2.5 qualities ``xhigh`` and ``max``, which an engine may give and otherwise get 1.5x and 2x high's
+    steps (at most ``max_steps``): more denoising work, never a silent alias of ``high``."""
+    given = set(table)
+    if not set(QUALITY_KEYS) <= given <= set(QUALITY_KEYS) | set(EXTRA_QUALITY_KEYS):
+        raise ConfigurationError(
+            f"quality_steps must give {', '.join(QUALITY_KEYS)} (and may give {', '.join(EXTRA_QUALITY_KEYS)}); "
+            f"got {dict(table)}"
+        )
     for key, steps in table.items():
         if isinstance(steps, bool) or not isinstance(steps, int) or not min_steps <= steps <= max_steps:
             raise ConfigurationError(
                 f"quality_steps[{key!r}] must be an integer from {min_steps} to {max_steps}; got {steps!r}"
             )
-    return {k: table[k] for k in QUALITY_KEYS}
+    out = {k: table[k] for k in QUALITY_KEYS}
+    out["xhigh"] = table.get("xhigh", min(max_steps, math.ceil(out["high"] * 1.5)))
+    out["max"] = table.get("max", min(max_steps, out["high"] * 2))
+    return out
 
 
 def raise_if_cancelled(cancelled: Cancelled, step: int) -> None:

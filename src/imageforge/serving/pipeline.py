@@ -254,7 +254,9 @@ class GenerationPipeline:
     @staticmethod
     def _output_tokens(r: ResolvedRequest) -> int:
         p = r.params
-        return image_tokens(r.quality, p.width, p.height) * p.n if r.quality in ("low", "medium", "high") else 0
+        # xhigh and max are counted as high: OpenAI publishes no token table for them.
+        table = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}.get(r.quality)
+        return image_tokens(table, p.width, p.height) * p.n if table else 0
 
     @asynccontextmanager
     async def _audited(self, job: ImageJob) -> AsyncIterator[tuple[RequestAudit, dict[str, Any]]]:
