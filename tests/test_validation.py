@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -55,6 +56,52 @@ def test_an_engine_may_give_its_own_xhigh_and_max_steps() -> None:
     caps = FakeEngine(quality_steps={"low": 1, "medium": 2, "high": 4, "xhigh": 12, "max": 40}).capabilities
     r = resolve({"prompt": "a", "model": "gpt-image-2.5-flare", "quality": "max"}, CATALOGUE, caps, seed=1)
     assert r.params.steps == 40
+
+
+ANIMATES = dataclasses.replace(CAPS, animation=True)
+
+
+def gif(**fields: Any) -> Any:
+    return resolve({"prompt": "a cat", "model": "gpt-image-2.5-flare", "output_format": "gif", **fields}, CATALOGUE,
+                   ANIMATES, seed=1)  # fmt: skip
+
+
+def gif_bad(param: str, **fields: Any) -> InvalidRequestError:
+    with pytest.raises(InvalidRequestError) as info:
+        gif(**fields)
+    assert info.value.param == param, info.value.message
+    return info.value
+
+
+def test_a_gif_is_one_animation_of_frame_count_frames() -> None:
+    r = gif()
+    assert (r.output_format, r.frame_count, r.frame_duration_ms) == ("gif", 9, 200)  # OpenAI's defaults
+    assert r.params.n == 9 and r.params.animation and r.params.steps == 9
+    r = gif(frame_count=2, frame_duration_ms=124, background="transparent")
+    assert (r.params.n, r.frame_duration_ms, r.params.background) == (2, 120, "transparent")
+    assert gif(frame_count=16, frame_duration_ms=5).frame_duration_ms == 10  # rounded to 10 ms, never 0
+    assert gif(frame_duration_ms=10**9).frame_duration_ms == 655_350  # what a gif can store
+
+
+@pytest.mark.parametrize(
+    "param,fields",
+    [
+        ("frame_count", {"frame_count": 1}),
+        ("frame_count", {"frame_count": 17}),
+        ("frame_duration_ms", {"frame_duration_ms": 0}),
+        ("stream", {"stream": True}),
+        ("partial_images", {"partial_images": 2}),
+        ("output_compression", {"output_compression": 50}),
+        ("n", {"n": 2}),
+    ],
+)
+def test_gif_refusals_name_the_parameter(param: str, fields: dict[str, Any]) -> None:
+    assert gif_bad(param, **fields).code == "invalid_value"
+
+
+def test_gif_needs_an_engine_that_animates_and_the_fields_need_gif() -> None:
+    assert bad("output_format", model="gpt-image-1", output_format="gif").code == "unsupported_parameter"
+    assert bad("frame_count", model="gpt-image-1", frame_count=4).code == "invalid_value"
 
 
 def test_quality_maps_through_the_engine_table() -> None:
@@ -176,7 +223,7 @@ def test_moderation_and_partial_images() -> None:
     [
         ("complexity", {"complexity": "low"}, "unsupported_parameter"),
         ("svg", {"svg": {"model": "x"}}, "unsupported_parameter"),
-        ("frame_duration_ms", {"frame_duration_ms": 200}, "unsupported_parameter"),
+        ("frame_duration_ms", {"frame_duration_ms": 200}, "invalid_value"),  # only with gif
         ("output_format", {"output_format": "gif"}, "unsupported_parameter"),
         ("quality", {"model": "gpt-image-2.6-sunburst", "quality": "xhigh"}, "invalid_value"),
         ("n", {"n": True}, "invalid_type"),

@@ -70,6 +70,11 @@ class GenerationParams:
     reference_images: tuple[Image, ...] = field(default=(), compare=False)  # only with an init_image
     strength: float = 1.0  # share of the noise schedule re-run over the init image (img2img/inpaint)
     request_id: str = ""
+    # The n images are the frames of one looping animation (output_format "gif"): frame i starts from the noise
+    # cos(t) z(seed) + sin(t) z(seed + 1), t = 2 pi i / n, a closed circle through noise space (every point is
+    # still unit Gaussian noise), and everything else the engine chooses by seed (references) uses ``seed``, so the
+    # subject stays while the drawing moves. Frame 0 is the still image ``seed`` gives.
+    animation: bool = False
 
     def __post_init__(self) -> None:
         # Engines trust these invariants; validation is what reports them to clients with a named parameter.
@@ -82,6 +87,8 @@ class GenerationParams:
             raise ValueError("reference_images need an init_image (they are an edit's further input images)")
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
+        if self.animation and self.n < 2:
+            raise ValueError("an animation needs at least 2 frames (n)")
         if self.init_image is not None and int(self.steps * self.strength) < 1:
             raise ValueError(f"steps * strength must be at least 1 (steps={self.steps}, strength={self.strength})")
 
@@ -162,3 +169,5 @@ class EngineCapabilities:
     # engine that uses more (as references, ``GenerationParams.reference_images``) says so. More are refused with
     # a 400 naming this limit, never dropped.
     input_images: int = 1
+    # The engine honours ``GenerationParams.animation`` (a noise walk); without it GIF output is refused.
+    animation: bool = False

@@ -14,7 +14,8 @@ from typing import Any, Literal, cast
 
 from imageforge.config import Catalogue
 from imageforge.errors import InvalidRequestError, UnknownParameterError, UnsupportedParameterError
-from imageforge.imaging.encode import OutputFormat
+from imageforge.imaging.encode import DEFAULT_FRAME_MS, OutputFormat
+from imageforge.imaging.gif import gif_frame_delay_ms
 from imageforge.params import Background, EngineCapabilities, GenerationParams
 from imageforge.profiles import Profile
 from imageforge.protocol.images import ImageGenerateRequest, parse_request
@@ -29,8 +30,10 @@ _PROFILE_PARAMS = (
     "background", "moderation", "output_format", "output_compression", "response_format", "style", "partial_images",
 )  # fmt: skip
 # Newest-SDK parameters and model families (reference §10) no profile supports yet: a named 400, never ignored.
-_NOT_YET_PARAMS = ("complexity", "frame_count", "frame_duration_ms", "svg")
-_NOT_YET_FORMATS = ("gif", "svg")
+_NOT_YET_PARAMS = ("complexity", "svg")
+_NOT_YET_FORMATS = ("svg",)
+_GIF_FRAMES = (2, 16)  # OpenAI's frame_count range (default 9)
+_GIF_DEFAULT_FRAMES = 9
 _SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
 # dall-e-3's `style`, made real: the prompt the engine conditions on, returned as `revised_prompt`.
 STYLE_SUFFIXES = {
@@ -61,6 +64,8 @@ class ResolvedRequest:
     partial_images: int = 0
     stream: bool = False
     safety_identifier: str | None = None  # as given (echoed in responses)
+    frame_count: int | None = None  # gif: the animation's frames (params.n of them); None for other formats
+    frame_duration_ms: int = DEFAULT_FRAME_MS  # gif: each frame's delay, as the file stores it (10 ms steps)
 
 
 def choose_model(fields: Mapping[str, Any], default_gpt_model: str = "gpt-image-1") -> str:
@@ -196,7 +201,8 @@ def resolve(
             f"output_format '{req.output_format}' is not supported by this server yet; use png, jpeg or webp.",
             param="output_format",
         )
-    output_format = _choice(req.output_format or "png", ("png", "jpeg", "webp"), "output_format", model)
+    output_format = _choice(req.output_format or "png", ("png", "jpeg", "webp", "gif"), "output_format", model)
+    frames, frame_ms = _animation(req, output_format, n, caps, model)
     compression = req.output_compression
     if compression is not None and not 0 <= compression <= 100:
         raise InvalidRequestError(
@@ -242,7 +248,8 @@ def resolve(
         height=height,
         steps=steps,
         seed=secrets.randbelow(2**31) if seed is None else seed,
-        n=n,
+        n=frames or n,  # a gif's frames are the images the engine draws
+        animation=frames is not None,
         background=cast(Background, background),
         request_id=request_id,
     )
@@ -261,4 +268,51 @@ def resolve(
         partial_images=partial_images,
         stream=bool(req.stream),
         safety_identifier=req.safety_identifier or None,
+        frame_count=frames,
+        frame_duration_ms=frame_ms,
     )
+
+
+def _animation(
+    req: ImageGenerateRequest, output_format: str, n: int, caps: EngineCapabilities, model: str
+) -> tuple[int | None, int]:
+    """A gif's (frame count, delay per frame in ms) by OpenAI's rules; (None, default) for other formats, where
+    the gif fields are refused."""
+    if output_format != "gif":
+        for name in ("frame_count", "frame_duration_ms"):
+            if getattr(req, name) is not None:
+                raise InvalidRequestError(
+                    f"'{name}' is only supported with output_format 'gif'.", param=name, code="invalid_value"
+                )
+        return None, DEFAULT_FRAME_MS
+    if not caps.animation:
+        raise UnsupportedParameterError(
+            f"output_format 'gif' is not supported by the engine serving {model}.", param="output_format"
+        )
+    for name, given in (("stream", req.stream), ("partial_images", req.partial_images),
+                        ("output_compression", req.output_compression)):  # fmt: skip
+        if given:  # OpenAI: gif has no streaming, partial images or compression
+            raise InvalidRequestError(
+                f"'{name}' is not supported with output_format 'gif'.", param=name, code="invalid_value"
+            )
+    if n != 1:
+        raise InvalidRequestError(
+            f"Invalid 'n': {n}. This server makes one gif per request (n=1); its frames are frame_count.",
+            param="n",
+            code="invalid_value",
+        )
+    frames = _GIF_DEFAULT_FRAMES if req.frame_count is None else req.frame_count
+    lo, hi = _GIF_FRAMES
+    if not lo <= frames <= hi:
+        raise InvalidRequestError(
+            f"Invalid 'frame_count': {frames}. It must be between {lo} and {hi}.", param="frame_count",
+            code="invalid_value",
+        )  # fmt: skip
+    ms = DEFAULT_FRAME_MS if req.frame_duration_ms is None else req.frame_duration_ms
+    if ms < 1:
+        raise InvalidRequestError(
+            f"Invalid 'frame_duration_ms': {ms}. It must be a positive number of milliseconds.",
+            param="frame_duration_ms",
+            code="invalid_value",
+        )
+    return frames, gif_frame_delay_ms(ms)

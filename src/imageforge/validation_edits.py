@@ -139,6 +139,9 @@ def resolve_edit(
     if req.size in (None, "auto") and profile.gpt:
         fields["size"] = edit_size(profile, engine, images[0].width, images[0].height)
     resolved = resolve(fields, catalogue, engine, default_gpt_model=default_gpt_model, request_id=request_id)
+    if resolved.frame_count is not None and mask is not None:  # OpenAI: a gif edit takes no mask
+        raise InvalidRequestError("'mask' is not supported with output_format 'gif'.", param="mask",
+                                  code="invalid_value")  # fmt: skip
     strength = edit_strength(req.input_fidelity or ("high" if profile.gpt and not profile.input_fidelity else None),
                              mask is not None)  # fmt: skip
     return _from_image(resolved, images[0], mask, strength, tuple(images[1:]))

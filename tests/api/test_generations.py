@@ -304,9 +304,14 @@ def test_null_means_default(server: Server) -> None:
     "param,kwargs,code",
     [
         ("complexity", {"model": "gpt-image-2", "extra_body": {"complexity": "high"}}, "unsupported_parameter"),
-        ("output_format", {"model": "gpt-image-2", "output_format": "gif"}, "unsupported_parameter"),
         ("output_format", {"model": "gpt-image-2", "output_format": "svg"}, "unsupported_parameter"),
-        ("frame_count", {"model": "gpt-image-2", "extra_body": {"frame_count": 4}}, "unsupported_parameter"),
+        ("frame_count", {"model": "gpt-image-2", "extra_body": {"frame_count": 4}}, "invalid_value"),  # png
+        (
+            "frame_count",
+            {"model": "gpt-image-2", "output_format": "gif", "extra_body": {"frame_count": 17}},
+            "invalid_value",
+        ),
+        ("stream", {"model": "gpt-image-2", "output_format": "gif", "stream": True}, "invalid_value"),
         ("quality", {"model": "gpt-image-2.6-sunburst", "quality": "max"}, "invalid_value"),
         ("size", {"model": "gpt-image-2.5-flare", "size": "1000x1000"}, "invalid_value"),
         ("foo", {"model": "gpt-image-1", "extra_body": {"foo": 1}}, "unknown_parameter"),

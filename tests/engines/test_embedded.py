@@ -79,3 +79,26 @@ def test_negative_prompts_change_the_image_and_keep_batches_apart(engine: Embedd
     a = engine.generate([plain])[0].images[0]
     b = engine.generate([negative])[0].images[0]
     assert max_diff(a, b) > 5
+
+
+def _mean_diff(a: Image.Image, b: Image.Image) -> float:
+    return float(np.abs(np.asarray(a, dtype=np.float32) - np.asarray(b, dtype=np.float32)).mean())
+
+
+def test_an_animation_walks_smoothly_through_noise_from_the_still_image(engine: EmbeddedEngine) -> None:
+    """Frames of one loop: frame 0 is the still image of the seed, neighbours are closer than opposite frames,
+    and the last frame leads back to the first (a loop has no jump); batching changes nothing."""
+    common = {"prompt": "a red apple", "width": 64, "height": 64, "steps": 8, "seed": 11}
+    still = engine.generate([GenerationParams(**common)])[0].images[0]
+    walk = GenerationParams(**common, n=8, animation=True)
+    frames = engine.generate([walk])[0].images
+    assert len(frames) == 8
+    assert max_diff(frames[0], still) == 0
+    near = [_mean_diff(frames[i], frames[(i + 1) % 8]) for i in range(8)]
+    far = [_mean_diff(frames[i], frames[(i + 4) % 8]) for i in range(8)]
+    assert max(near) > 0, "the frames move"
+    assert sum(near) / 8 < sum(far) / 8, (near, far)
+    plain = GenerationParams(**{**common, "seed": 3}, n=2)
+    batched = engine.generate([walk, plain])
+    assert all(max_diff(a, b) == 0 for a, b in zip(batched[0].images, frames, strict=True))
+    assert max_diff(batched[1].images[1], engine.generate([plain])[0].images[1]) == 0

@@ -60,7 +60,7 @@ class ImageEditRequest(BaseModel):
     """``WxH`` per the model's rules, or ``auto`` (the default): the input image's geometry."""
     quality: StrictStr | None = _values("auto", "low", "medium", "high", "standard")
     response_format: StrictStr | None = _values("url", "b64_json")
-    output_format: StrictStr | None = _values("png", "jpeg", "webp")
+    output_format: StrictStr | None = _values("png", "jpeg", "webp", "gif")
     output_compression: StrictInt | None = Field(default=None, json_schema_extra={"minimum": 0, "maximum": 100})
     background: StrictStr | None = _values("transparent", "opaque", "auto")
     moderation: StrictStr | None = _values("low", "auto")
@@ -73,7 +73,7 @@ class ImageEditRequest(BaseModel):
     # The JSON form's images (the multipart form uploads files instead).
     images: list[ImageRef] | None = Field(default=None, max_length=16)
     mask: ImageRef | None = None
-    # Newest-SDK fields no profile supports yet: refused with a named 400.
+    # Newest-SDK fields: frame_count and frame_duration_ms are gif's; complexity and svg are refused (named 400).
     complexity: SkipJsonSchema[StrictStr | None] = None
     frame_count: SkipJsonSchema[StrictInt | None] = None
     frame_duration_ms: SkipJsonSchema[StrictInt | None] = None

@@ -51,7 +51,7 @@ class ImageGenerateRequest(BaseModel):
     """``auto``, ``low``/``medium``/``high`` (GPT image models), ``standard``/``hd`` (DALL·E)."""
     response_format: StrictStr | None = _values("url", "b64_json")
     """``url`` or ``b64_json``; DALL·E models only (GPT image models always return base64)."""
-    output_format: StrictStr | None = _values("png", "jpeg", "webp")
+    output_format: StrictStr | None = _values("png", "jpeg", "webp", "gif")
     """``png``, ``jpeg`` or ``webp``; GPT image models only."""
     output_compression: StrictInt | None = _range(0, 100)
     """Compression level 0-100 for the generated images; GPT image models only."""
@@ -73,11 +73,13 @@ class ImageGenerateRequest(BaseModel):
     """Generate the image in streaming mode; GPT image models only."""
     partial_images: StrictInt | None = _range(0, 3)
     """Number of partial images (0-3) to stream before the final one."""
-    # Sent by the newest SDK (reference §10) for models no profile supports yet: refused with a named 400, so the
-    # served schema leaves them out.
+    frame_count: StrictInt | None = _range(2, 16)
+    """output_format gif: the animation's frames (2-16, default 9)."""
+    frame_duration_ms: StrictInt | None = None
+    """output_format gif: each frame's delay in ms (default 200, rounded to 10 ms)."""
+    # Sent by the newest SDK (reference §10) and not served yet: refused with a named 400, so the served schema
+    # leaves them out.
     complexity: SkipJsonSchema[StrictStr | None] = None
-    frame_count: SkipJsonSchema[StrictInt | None] = None
-    frame_duration_ms: SkipJsonSchema[StrictInt | None] = None
     svg: SkipJsonSchema[dict[str, Any] | None] = None
 
 

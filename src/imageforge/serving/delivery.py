@@ -68,9 +68,11 @@ class Delivery:
     ) -> list[DeliveredImage]:
         """Moderate and encode ``images``; base64 text, or stored and linked (``b64=False``)."""
         level = level_of(r.moderation)
-        encoding = asyncio.gather(
-            *(self.encoder.run(im, r.output_format, r.output_compression, as_b64=b64) for im in images)
-        )
+        if r.output_format == "gif":  # the images are one animation's frames: one file (every frame moderated)
+            jobs = [self.encoder.run(list(images), "gif", None, as_b64=b64, frame_duration_ms=r.frame_duration_ms)]
+        else:
+            jobs = [self.encoder.run(im, r.output_format, r.output_compression, as_b64=b64) for im in images]
+        encoding = asyncio.gather(*jobs)
         try:
             await self.screening.outputs(images, level, minor, audit, gpt=r.profile.gpt)
         except BaseException:

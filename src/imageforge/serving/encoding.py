@@ -18,7 +18,7 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Literal
 
-from imageforge.imaging.encode import OutputFormat, encode
+from imageforge.imaging.encode import DEFAULT_FRAME_MS, OutputFormat, encode
 from imageforge.metrics import Metrics
 
 __all__ = ["EncodePool", "encode_for_delivery"]
@@ -27,10 +27,10 @@ PoolKind = Literal["thread", "process"]
 
 
 def encode_for_delivery(
-    image: Any, fmt: OutputFormat, compression: int | None, as_b64: bool
+    image: Any, fmt: OutputFormat, compression: int | None, as_b64: bool, frame_duration_ms: int = DEFAULT_FRAME_MS
 ) -> tuple[bytes | str, float]:
     t0 = time.thread_time()
-    data = encode(image, fmt, compression)
+    data = encode(image, fmt, compression, frame_duration_ms=frame_duration_ms)
     out: bytes | str = base64.b64encode(data).decode("ascii") if as_b64 else data
     return out, time.thread_time() - t0
 
@@ -52,11 +52,20 @@ class EncodePool:
         return self._executor
 
     async def run(
-        self, image: Any, fmt: OutputFormat, compression: int | None, *, as_b64: bool
+        self,
+        image: Any,
+        fmt: OutputFormat,
+        compression: int | None,
+        *,
+        as_b64: bool,
+        frame_duration_ms: int = DEFAULT_FRAME_MS,
     ) -> tuple[bytes | str, float]:
-        """The encoded image (base64 text if ``as_b64``) and the CPU seconds it took."""
+        """The encoded image (base64 text if ``as_b64``) and the CPU seconds it took; for ``gif``, ``image`` is
+        the animation's frames."""
         loop = asyncio.get_running_loop()
-        out, cpu = await loop.run_in_executor(self._pool(), encode_for_delivery, image, fmt, compression, as_b64)
+        out, cpu = await loop.run_in_executor(
+            self._pool(), encode_for_delivery, image, fmt, compression, as_b64, frame_duration_ms
+        )
         if self._metrics is not None:
             self._metrics.encode_seconds.labels(fmt).observe(cpu)
         return out, cpu

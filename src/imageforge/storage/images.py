@@ -33,9 +33,9 @@ __all__ = [
     "parse_name",
 ]
 
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 # Up to 12 digits of expiry (year 33658), 128 random bits, one of the formats the encoder writes.
-_NAME = re.compile(r"^(\d{1,12})-([0-9a-f]{32})\.(png|jpeg|webp)$")
+_NAME = re.compile(r"^(\d{1,12})-([0-9a-f]{32})\.(png|jpeg|webp|gif)$")
 
 
 class ImageStoreError(ServiceUnavailableError, OSError):

@@ -77,6 +77,7 @@ class EmbeddedEngine:
             # An edit's first image is the one edited; up to k more replace the retrieved references (the config
             # is loaded above, so a text-only model, k = 0, takes the one image only).
             input_images=1 + self.config.reference_images,
+            animation=True,
         )
         self._text: Any = None
         self._sampler: Any = None
@@ -168,9 +169,13 @@ class EmbeddedEngine:
             init, mask = _stack_inits([inits[s.request] for s in active])
             seeds = [batch[s.request].seed + s.image for s in active]
             prompts = [batch[s.request].prompt for s in active]
+            # An animation's frames share its first frame's choices (one subject); only their noise walks.
+            chosen = [batch[s.request].seed if batch[s.request].animation else seed
+                      for s, seed in zip(active, seeds, strict=True)]  # fmt: skip
             refs = self._reference_tensor(
-                [concepts[s.request] for s in active], seeds, prompts, [given[s.request] for s in active]
+                [concepts[s.request] for s in active], chosen, prompts, [given[s.request] for s in active]
             )
+            noise = self._walk(batch, active) if any(batch[s.request].animation for s in active) else None
             schedule, strength = p0.steps, p0.strength
             if init is None and refs is not None and self.config.reference_start < 1.0:
                 init = self._reference_start(refs, prompts)
@@ -180,7 +185,7 @@ class EmbeddedEngine:
                 strength = (p0.steps + 0.5) / schedule  # the sampler runs int(schedule * strength) == steps
             last: Any = None
             keep: list[int] | None = None
-            run = self._sampler.run(cond, uncond, seeds, schedule, guidance, init, mask, strength, refs)
+            run = self._sampler.run(cond, uncond, seeds, schedule, guidance, init, mask, strength, refs, noise)
             while True:
                 try:
                     st = run.send(keep)  # None: go on with every row; a list: only those rows
@@ -261,6 +266,19 @@ class EmbeddedEngine:
             raise ValueError(f"this model takes at most {k} reference image(s), got {len(p.reference_images)}")
         tiles = [image_tile(im, s) for im in p.reference_images]
         return tiles_tensor(np.stack([tiles[n % len(tiles)] for n in range(k)]))
+
+    def _walk(self, batch: Sequence[GenerationParams], active: list[ImageSlot]) -> Any:
+        """The starting noise of a pass's rows: an animation's frames on their walk, other images by their seed."""
+        import torch
+
+        rows = []
+        for slot in active:
+            p = batch[slot.request]
+            if p.animation:
+                rows.append(self._sampler.walk_noise(p.seed, slot.image, p.n))
+            else:
+                rows.append(self._sampler.initial_noise([p.seed + slot.image])[0])
+        return torch.stack(rows)
 
     def _reference_tensor(
         self, concepts: list[int | None], seeds: list[int], prompts: list[str], given: list[Any] | None = None

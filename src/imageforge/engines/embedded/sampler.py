@@ -14,6 +14,7 @@ the masked part, in context.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,15 @@ class Sampler:
         self.cfg = cfg
         self.device = device
 
+    def walk_noise(self, seed: int, frame: int, frames: int) -> torch.Tensor:
+        """Frame ``frame`` of ``frames`` on the circle cos(t) z(seed) + sin(t) z(seed + 1): unit Gaussian noise at
+        every frame (cos^2 + sin^2 = 1, the two independent), smooth from frame to frame, and back to the start
+        after the last, so a looping animation has no jump."""
+        z0, z1 = self.initial_noise([seed, seed + 1])
+        t = 2 * math.pi * frame / frames
+        walked: torch.Tensor = math.cos(t) * z0 + math.sin(t) * z1
+        return walked
+
     def initial_noise(self, seeds: Sequence[int]) -> torch.Tensor:
         """One generator per image: image i's noise depends on its own seed only, never on its batch."""
         s, c = self.cfg.image_size, self.cfg.channels
@@ -61,6 +71,7 @@ class Sampler:
         mask: torch.Tensor | None = None,
         strength: float = 1.0,
         references: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> Generator[SamplerStep, Sequence[int] | torch.Tensor | None, None]:
         """Sample ``len(seeds)`` images; ``cond`` holds one row per image, ``uncond`` one row (broadcast) or one
         per image (negative prompts).
@@ -72,7 +83,8 @@ class Sampler:
         ``init`` (B, C, S, S) in [-1, 1] starts from an image (img2img); with ``mask`` (B, 1, S, S) in [0, 1]
         (1 = repaint) the rest of ``init`` is kept (inpainting). ``references`` (B, 4k, S, S) in [-1, 1] are the
         retrieved images the network is conditioned on (``cfg.reference_images`` = k); the unguided branch sees
-        blank (fully transparent) references, as in training.
+        blank (fully transparent) references, as in training. ``noise`` (B, C, S, S) replaces the seeds' own
+        starting noise (an animation's walk; ``seeds`` still counts the rows).
         """
         b = len(seeds)
         if init is not None:
@@ -82,7 +94,7 @@ class Sampler:
         sched = make_scheduler(self.cfg)
         sched.set_timesteps(steps, device=self.device)
         timesteps = sched.timesteps
-        noise = self.initial_noise(seeds)
+        noise = self.initial_noise(seeds) if noise is None else noise.to(self.device)
 
         # 1. Starting point: pure noise, or the init image noised to where the shortened schedule begins.
         if init is None:
