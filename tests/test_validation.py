@@ -104,6 +104,34 @@ def test_gif_needs_an_engine_that_animates_and_the_fields_need_gif() -> None:
     assert bad("frame_count", model="gpt-image-1", frame_count=4).code == "invalid_value"
 
 
+def test_an_svg_traces_at_the_detail_its_reasoning_effort_asks_for() -> None:
+    r = ok(model="gpt-image-2.5-flare", output_format="svg")
+    assert (r.output_format, r.svg_detail, r.params.n) == ("svg", "medium", 1)
+    efforts = {"none": "low", "minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high",
+               "max": "high"}  # fmt: skip
+    for effort, detail in efforts.items():
+        svg = {"model": "gpt-5", "reasoning": {"effort": effort}}
+        assert ok(model="gpt-image-2", output_format="svg", svg=svg).svg_detail == detail
+    assert ok(model="gpt-image-2", output_format="svg", background="transparent").params.background == "transparent"
+
+
+@pytest.mark.parametrize(
+    "param,fields",
+    [
+        ("n", {"n": 2}),
+        ("stream", {"stream": True}),
+        ("partial_images", {"partial_images": 1}),
+        ("output_compression", {"output_compression": 90}),
+        ("svg.reasoning.effort", {"svg": {"reasoning": {"effort": "extreme"}}}),
+        ("svg.reasoning", {"svg": {"reasoning": "high"}}),
+        ("svg.model", {"svg": {"model": 5}}),
+        ("svg.author", {"svg": {"author": "me"}}),
+    ],
+)
+def test_svg_refusals_name_the_parameter(param: str, fields: dict[str, Any]) -> None:
+    bad(param, model="gpt-image-2.5-sunburst", output_format="svg", **fields)
+
+
 def test_quality_maps_through_the_engine_table() -> None:
     assert ok(model="gpt-image-1", quality="low").params.steps == 3
     assert ok(model="dall-e-3", quality="hd").params.steps == 9
@@ -222,7 +250,7 @@ def test_moderation_and_partial_images() -> None:
     "param,fields,code",
     [
         ("complexity", {"complexity": "low"}, "unsupported_parameter"),
-        ("svg", {"svg": {"model": "x"}}, "unsupported_parameter"),
+        ("svg", {"svg": {"model": "x"}}, "invalid_value"),  # only with output_format svg
         ("frame_duration_ms", {"frame_duration_ms": 200}, "invalid_value"),  # only with gif
         ("output_format", {"output_format": "gif"}, "unsupported_parameter"),
         ("quality", {"model": "gpt-image-2.6-sunburst", "quality": "xhigh"}, "invalid_value"),

@@ -30,8 +30,7 @@ _PROFILE_PARAMS = (
     "background", "moderation", "output_format", "output_compression", "response_format", "style", "partial_images",
 )  # fmt: skip
 # Newest-SDK parameters and model families (reference §10) no profile supports yet: a named 400, never ignored.
-_NOT_YET_PARAMS = ("complexity", "svg")
-_NOT_YET_FORMATS = ("svg",)
+_NOT_YET_PARAMS = ("complexity",)
 _GIF_FRAMES = (2, 16)  # OpenAI's frame_count range (default 9)
 _GIF_DEFAULT_FRAMES = 9
 _SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
@@ -66,6 +65,7 @@ class ResolvedRequest:
     safety_identifier: str | None = None  # as given (echoed in responses)
     frame_count: int | None = None  # gif: the animation's frames (params.n of them); None for other formats
     frame_duration_ms: int = DEFAULT_FRAME_MS  # gif: each frame's delay, as the file stores it (10 ms steps)
+    svg_detail: str = "medium"  # svg: the tracer's preset (imaging/svg.py), from svg.reasoning.effort
 
 
 def choose_model(fields: Mapping[str, Any], default_gpt_model: str = "gpt-image-1") -> str:
@@ -196,13 +196,10 @@ def resolve(
     steps = caps.quality_steps[profile.engine_quality(quality)]
 
     # 4. Output: format, compression, background, response format.
-    if req.output_format in _NOT_YET_FORMATS:
-        raise UnsupportedParameterError(
-            f"output_format '{req.output_format}' is not supported by this server yet; use png, jpeg or webp.",
-            param="output_format",
-        )
-    output_format = _choice(req.output_format or "png", ("png", "jpeg", "webp", "gif"), "output_format", model)
+    formats = ("png", "jpeg", "webp", "gif", "svg")
+    output_format = _choice(req.output_format or "png", formats, "output_format", model)
     frames, frame_ms = _animation(req, output_format, n, caps, model)
+    svg_detail = _vector(req, output_format, n)
     compression = req.output_compression
     if compression is not None and not 0 <= compression <= 100:
         raise InvalidRequestError(
@@ -270,7 +267,49 @@ def resolve(
         safety_identifier=req.safety_identifier or None,
         frame_count=frames,
         frame_duration_ms=frame_ms,
+        svg_detail=svg_detail,
     )
+
+
+# svg.reasoning.effort (the SDK's values) -> how closely the tracer follows the image (imaging/svg.py presets).
+SVG_EFFORT_DETAIL = {"none": "low", "minimal": "low", "low": "low", "medium": "medium", "high": "high",
+                     "xhigh": "high", "max": "high"}  # fmt: skip
+
+
+def _vector(req: ImageGenerateRequest, output_format: str, n: int) -> str:
+    """An svg's tracing detail from its ``svg`` options, by OpenAI's rules; the svg fields need output_format svg."""
+    if output_format != "svg":
+        if req.svg is not None:
+            raise InvalidRequestError(
+                "'svg' is only supported with output_format 'svg'.", param="svg", code="invalid_value"
+            )
+        return "medium"
+    for name, given in (("stream", req.stream), ("partial_images", req.partial_images),
+                        ("output_compression", req.output_compression)):  # fmt: skip
+        if given:
+            raise InvalidRequestError(
+                f"'{name}' is not supported with output_format 'svg'.", param=name, code="invalid_value"
+            )
+    if n != 1:
+        raise InvalidRequestError(
+            f"Invalid 'n': {n}. output_format 'svg' makes one image (n=1).", param="n", code="invalid_value"
+        )
+    options = req.svg or {}
+    unknown = sorted(set(options) - {"model", "reasoning"})
+    if unknown:
+        raise UnknownParameterError(f"Unknown parameter: 'svg.{unknown[0]}'.", param=f"svg.{unknown[0]}")
+    if "model" in options and not isinstance(options["model"], str):
+        raise InvalidRequestError("'svg.model' must be a string.", param="svg.model", code="invalid_type")
+    reasoning = options.get("reasoning") or {}
+    if not isinstance(reasoning, dict) or set(reasoning) - {"effort"}:
+        raise InvalidRequestError("'svg.reasoning' must be an object with 'effort'.", param="svg.reasoning",
+                                  code="invalid_value")  # fmt: skip
+    effort = reasoning.get("effort") or "medium"
+    if effort not in SVG_EFFORT_DETAIL:
+        options_text = ", ".join(f"'{e}'" for e in SVG_EFFORT_DETAIL)
+        raise InvalidRequestError(f"Invalid value for 'svg.reasoning.effort': {effort!r}. Supported values are: "
+                                  f"{options_text}.", param="svg.reasoning.effort", code="invalid_value")  # fmt: skip
+    return SVG_EFFORT_DETAIL[effort]
 
 
 def _animation(

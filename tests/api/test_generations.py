@@ -304,7 +304,7 @@ def test_null_means_default(server: Server) -> None:
     "param,kwargs,code",
     [
         ("complexity", {"model": "gpt-image-2", "extra_body": {"complexity": "high"}}, "unsupported_parameter"),
-        ("output_format", {"model": "gpt-image-2", "output_format": "svg"}, "unsupported_parameter"),
+        ("svg", {"model": "gpt-image-2", "extra_body": {"svg": {"model": "x"}}}, "invalid_value"),  # png
         ("frame_count", {"model": "gpt-image-2", "extra_body": {"frame_count": 4}}, "invalid_value"),  # png
         (
             "frame_count",

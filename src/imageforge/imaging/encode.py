@@ -17,8 +17,10 @@ from imageforge.imaging.gif import encode_gif
 
 __all__ = ["DEFAULT_FRAME_MS", "DEFAULT_PNG_LEVEL", "MEDIA_TYPES", "OutputFormat", "encode"]
 
-OutputFormat = Literal["png", "jpeg", "webp", "gif"]
-MEDIA_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+OutputFormat = Literal["png", "jpeg", "webp", "gif", "svg"]
+MEDIA_TYPES: dict[str, str] = {
+    "png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif", "svg": "image/svg+xml",
+}  # fmt: skip
 DEFAULT_FRAME_MS = 200  # OpenAI's default frame_duration_ms
 # Encoder effort, chosen from measurements on 1024x1024 embedded-model output (BENCHMARKS.md, "Encode cost"):
 # png level 1 takes a third of level 6's time (65 vs 205 ms opaque) for 30 % more bytes; webp method 2 halves
@@ -35,10 +37,12 @@ def encode(
     compression: int | None = None,
     *,
     frame_duration_ms: int = DEFAULT_FRAME_MS,
+    svg_detail: str = "medium",
 ) -> bytes:
     """Encode ``image`` exactly as given: RGBA keeps its alpha (png/webp); jpeg refuses alpha rather than
     silently dropping it (validation rejects ``background=transparent`` with jpeg before this point). ``gif``
-    takes the frames of one animation (``imaging/gif.py``) and no compression."""
+    takes the frames of one animation (``imaging/gif.py``) and no compression; ``svg`` traces the image into a
+    vector document (``imaging/svg.py``, at ``svg_detail``)."""
     if compression is not None and not 0 <= compression <= 100:
         raise ValueError(f"compression must be within 0..100, got {compression}")
     if fmt == "gif":
@@ -47,6 +51,12 @@ def encode(
         return encode_gif([image] if isinstance(image, Image.Image) else list(image), frame_duration_ms)
     if not isinstance(image, Image.Image):
         raise ValueError(f"{fmt} encodes one image, not a sequence of frames")
+    if fmt == "svg":
+        if compression is not None:
+            raise ValueError("svg takes no compression")
+        from imageforge.imaging.svg import trace_svg  # scipy and the tracer load only when an svg is asked for
+
+        return trace_svg(image, detail=svg_detail).svg.encode("utf-8")
     buf = io.BytesIO()
     if fmt == "png":
         level = DEFAULT_PNG_LEVEL if compression is None else round((100 - compression) * 9 / 100)

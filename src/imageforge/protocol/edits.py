@@ -60,7 +60,7 @@ class ImageEditRequest(BaseModel):
     """``WxH`` per the model's rules, or ``auto`` (the default): the input image's geometry."""
     quality: StrictStr | None = _values("auto", "low", "medium", "high", "standard")
     response_format: StrictStr | None = _values("url", "b64_json")
-    output_format: StrictStr | None = _values("png", "jpeg", "webp", "gif")
+    output_format: StrictStr | None = _values("png", "jpeg", "webp", "gif", "svg")
     output_compression: StrictInt | None = Field(default=None, json_schema_extra={"minimum": 0, "maximum": 100})
     background: StrictStr | None = _values("transparent", "opaque", "auto")
     moderation: StrictStr | None = _values("low", "auto")

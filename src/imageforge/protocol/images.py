@@ -51,7 +51,7 @@ class ImageGenerateRequest(BaseModel):
     """``auto``, ``low``/``medium``/``high`` (GPT image models), ``standard``/``hd`` (DALL·E)."""
     response_format: StrictStr | None = _values("url", "b64_json")
     """``url`` or ``b64_json``; DALL·E models only (GPT image models always return base64)."""
-    output_format: StrictStr | None = _values("png", "jpeg", "webp", "gif")
+    output_format: StrictStr | None = _values("png", "jpeg", "webp", "gif", "svg")
     """``png``, ``jpeg`` or ``webp``; GPT image models only."""
     output_compression: StrictInt | None = _range(0, 100)
     """Compression level 0-100 for the generated images; GPT image models only."""
@@ -77,10 +77,12 @@ class ImageGenerateRequest(BaseModel):
     """output_format gif: the animation's frames (2-16, default 9)."""
     frame_duration_ms: StrictInt | None = None
     """output_format gif: each frame's delay in ms (default 200, rounded to 10 ms)."""
+    svg: dict[str, Any] | None = None
+    """output_format svg: ``{"model": str, "reasoning": {"effort": none|minimal|low|medium|high|xhigh|max}}``;
+    the effort sets how closely the tracer follows the image."""
     # Sent by the newest SDK (reference §10) and not served yet: refused with a named 400, so the served schema
-    # leaves them out.
+    # leaves it out.
     complexity: SkipJsonSchema[StrictStr | None] = None
-    svg: SkipJsonSchema[dict[str, Any] | None] = None
 
 
 def parse_request(fields: Mapping[str, Any]) -> ImageGenerateRequest:
@@ -122,6 +124,17 @@ class Usage(BaseModel):
     output_tokens_details: OutputTokensDetails | None = None
 
 
+class SvgUsage(BaseModel):
+    """output_format svg: what making the vector image cost (openai 3.57 ``svg_usage``). This server traces the
+    drawn image with a vectoriser, no language model: no tokens, and ``model`` names the tracer."""
+
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    total_tokens: int
+    model: str
+
+
 class ImagesResponse(BaseModel):
     created: int
     """The Unix timestamp (in seconds) of when the images were created."""
@@ -133,3 +146,4 @@ class ImagesResponse(BaseModel):
     size: str | None = None
     usage: Usage | None = None
     safety_identifier: str | None = None
+    svg_usage: SvgUsage | None = None

@@ -71,7 +71,8 @@ class Delivery:
         if r.output_format == "gif":  # the images are one animation's frames: one file (every frame moderated)
             jobs = [self.encoder.run(list(images), "gif", None, as_b64=b64, frame_duration_ms=r.frame_duration_ms)]
         else:
-            jobs = [self.encoder.run(im, r.output_format, r.output_compression, as_b64=b64) for im in images]
+            jobs = [self.encoder.run(im, r.output_format, r.output_compression, as_b64=b64, svg_detail=r.svg_detail)
+                    for im in images]  # fmt: skip
         encoding = asyncio.gather(*jobs)
         try:
             await self.screening.outputs(images, level, minor, audit, gpt=r.profile.gpt)

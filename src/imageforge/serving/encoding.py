@@ -27,10 +27,15 @@ PoolKind = Literal["thread", "process"]
 
 
 def encode_for_delivery(
-    image: Any, fmt: OutputFormat, compression: int | None, as_b64: bool, frame_duration_ms: int = DEFAULT_FRAME_MS
+    image: Any,
+    fmt: OutputFormat,
+    compression: int | None,
+    as_b64: bool,
+    frame_duration_ms: int = DEFAULT_FRAME_MS,
+    svg_detail: str = "medium",
 ) -> tuple[bytes | str, float]:
     t0 = time.thread_time()
-    data = encode(image, fmt, compression, frame_duration_ms=frame_duration_ms)
+    data = encode(image, fmt, compression, frame_duration_ms=frame_duration_ms, svg_detail=svg_detail)
     out: bytes | str = base64.b64encode(data).decode("ascii") if as_b64 else data
     return out, time.thread_time() - t0
 
@@ -59,12 +64,13 @@ class EncodePool:
         *,
         as_b64: bool,
         frame_duration_ms: int = DEFAULT_FRAME_MS,
+        svg_detail: str = "medium",
     ) -> tuple[bytes | str, float]:
         """The encoded image (base64 text if ``as_b64``) and the CPU seconds it took; for ``gif``, ``image`` is
         the animation's frames."""
         loop = asyncio.get_running_loop()
         out, cpu = await loop.run_in_executor(
-            self._pool(), encode_for_delivery, image, fmt, compression, as_b64, frame_duration_ms
+            self._pool(), encode_for_delivery, image, fmt, compression, as_b64, frame_duration_ms, svg_detail
         )
         if self._metrics is not None:
             self._metrics.encode_seconds.labels(fmt).observe(cpu)

@@ -22,13 +22,15 @@ from imageforge.protocol.image_events import (
     ImageGenCompletedEvent,
     ImageGenPartialImageEvent,
 )
-from imageforge.protocol.images import Image, ImagesResponse, Usage
+from imageforge.protocol.images import Image, ImagesResponse, SvgUsage, Usage
 from imageforge.serving.pipeline import Failed, Final, GenerationPipeline, ImageJob, KeepAlive, Preview, Started
 from imageforge.serving.usage import usage_for
 
 __all__ = ["ImagesEndpoint", "ImagesRun", "StreamItem"]
 
 StreamItem = BaseModel | KeepAlive
+
+SVG_TRACER = "vtracer"  # what svg_usage.model names: the vectoriser that made the svg
 
 
 class ImagesEndpoint:
@@ -73,6 +75,9 @@ class ImagesRun:
             response.quality = r.quality
             response.size = r.size
             response.safety_identifier = r.safety_identifier
+            if r.output_format == "svg":  # traced, not written by a language model: no tokens (SvgUsage)
+                response.svg_usage = SvgUsage(input_tokens=0, output_tokens=0, reasoning_tokens=0, total_tokens=0,
+                                              model=SVG_TRACER)  # fmt: skip
         if r.profile.returns_usage:
             response.usage = self._usage(final)
         return response

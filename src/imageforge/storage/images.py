@@ -33,9 +33,10 @@ __all__ = [
     "parse_name",
 ]
 
-MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif",
+               "svg": "image/svg+xml"}  # fmt: skip
 # Up to 12 digits of expiry (year 33658), 128 random bits, one of the formats the encoder writes.
-_NAME = re.compile(r"^(\d{1,12})-([0-9a-f]{32})\.(png|jpeg|webp|gif)$")
+_NAME = re.compile(r"^(\d{1,12})-([0-9a-f]{32})\.(png|jpeg|webp|gif|svg)$")
 
 
 class ImageStoreError(ServiceUnavailableError, OSError):
