@@ -20,9 +20,9 @@ from imageforge.validation_edits import (
     EDIT_STRENGTH,
     MASKED_STRENGTH,
     VARIATION_STRENGTH,
+    check_markup_request,
     edit_size,
     edit_strength,
-    refuse_markup,
     resolve_edit,
     resolve_variation,
 )
@@ -276,14 +276,23 @@ def test_a_variation_needs_an_img2img_engine() -> None:
 # -- markup -----------------------------------------------------------------------------------------------------
 
 
+def _markup_req(**fields: object) -> Any:
+    return parse_edit_request({"prompt": "x", **fields})
+
+
 def test_markup_with_a_mask_is_refused_as_openai_does() -> None:
     with pytest.raises(InvalidRequestError) as info:
-        refuse_markup(True)
+        check_markup_request(_markup_req(), CATALOGUE.profile("gpt-image-2.5-flare"), mask=True)
     assert (info.value.param, info.value.code) == ("markup", "invalid_value")
     assert not isinstance(info.value, UnsupportedParameterError)
 
 
-def test_markup_alone_is_not_supported_yet() -> None:
+def test_markup_is_for_the_2_5_and_2_6_models() -> None:
+    for model in ("gpt-image-2.5-sunburst", "gpt-image-2.5-flare", "gpt-image-2.6-sunburst", "gpt-image-2.6-flare"):
+        check_markup_request(_markup_req(), CATALOGUE.profile(model), mask=False)
     with pytest.raises(UnsupportedParameterError) as info:
-        refuse_markup(False)
+        check_markup_request(_markup_req(), CATALOGUE.profile("gpt-image-1"), mask=False)
     assert (info.value.param, info.value.code) == ("markup", "unsupported_parameter")
+    with pytest.raises(InvalidRequestError) as bad:
+        check_markup_request(_markup_req(output_format="gif"), CATALOGUE.profile("gpt-image-2.5-flare"), mask=False)
+    assert bad.value.param == "markup"

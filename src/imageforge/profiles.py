@@ -50,6 +50,7 @@ class Profile:
     input_fidelity: tuple[str, ...] = ("high", "low")
     edits: bool = True  # served by /v1/images/edits (dall-e-3 is not an edit model)
     variations: bool = False  # served by /v1/images/variations (dall-e-2 only)
+    markup: bool = False  # edits take `markup` (strokes that guide the edit): the gpt-image-2.5 and 2.6 models
 
     def engine_quality(self, quality: str) -> str:
         return dict(self.quality_map)[quality]
@@ -66,6 +67,7 @@ def _gpt(
     *,
     input_fidelity: tuple[str, ...] = ("high", "low"),
     quality_map: tuple[tuple[str, str], ...] = _GPT_QUALITY,
+    markup: bool = False,
 ) -> Profile:
     return Profile(
         name=name,
@@ -79,6 +81,7 @@ def _gpt(
         params=_GPT_PARAMS,
         custom_sizes=custom,
         input_fidelity=input_fidelity,
+        markup=markup,
     )
 
 
@@ -131,11 +134,13 @@ PROFILES: dict[str, Profile] = {
     # The SDK's newest ids (reference §11.1): gpt-image-2's size rules; xhigh and max on the 2.5 models only;
     # input_fidelity is not documented for them, so it is refused as on gpt-image-2.
     "gpt-image-2.5-sunburst": _gpt(
-        "gpt-image-2.5-sunburst", _GPT2_SIZES, input_fidelity=(), quality_map=_GPT25_QUALITY
+        "gpt-image-2.5-sunburst", _GPT2_SIZES, input_fidelity=(), quality_map=_GPT25_QUALITY, markup=True
     ),
-    "gpt-image-2.5-flare": _gpt("gpt-image-2.5-flare", _GPT2_SIZES, input_fidelity=(), quality_map=_GPT25_QUALITY),
-    "gpt-image-2.6-sunburst": _gpt("gpt-image-2.6-sunburst", _GPT2_SIZES, input_fidelity=()),
-    "gpt-image-2.6-flare": _gpt("gpt-image-2.6-flare", _GPT2_SIZES, input_fidelity=()),
+    "gpt-image-2.5-flare": _gpt(
+        "gpt-image-2.5-flare", _GPT2_SIZES, input_fidelity=(), quality_map=_GPT25_QUALITY, markup=True
+    ),
+    "gpt-image-2.6-sunburst": _gpt("gpt-image-2.6-sunburst", _GPT2_SIZES, input_fidelity=(), markup=True),
+    "gpt-image-2.6-flare": _gpt("gpt-image-2.6-flare", _GPT2_SIZES, input_fidelity=(), markup=True),
     "imageforge": Profile(
         name="imageforge",
         prompt_max_chars=32000,

@@ -35,9 +35,9 @@ __all__ = [
     "EDIT_STRENGTH",
     "MASKED_STRENGTH",
     "VARIATION_STRENGTH",
+    "check_markup_request",
     "edit_size",
     "edit_strength",
-    "refuse_markup",
     "resolve_edit",
     "resolve_variation",
 ]
@@ -182,8 +182,16 @@ def _from_image(
     return dataclasses.replace(resolved, params=params)
 
 
-def refuse_markup(mask: bool) -> None:
-    """``markup`` (issue 19's guided edits) is not served yet; with a mask it is refused as OpenAI does."""
+def check_markup_request(req: ImageEditRequest, profile: Profile, *, mask: bool) -> None:
+    """``markup`` by OpenAI's rules: models that take it (gpt-image-2.5 and 2.6), never with ``mask``; and not with
+    gif output, which takes no mask (markup weights the edit through one)."""
     if mask:
         raise InvalidRequestError("'markup' cannot be combined with 'mask'.", param="markup", code="invalid_value")
-    raise UnsupportedParameterError("'markup' is not supported by any model this server serves yet.", param="markup")
+    if not profile.markup:
+        raise UnsupportedParameterError(
+            f"'markup' is not supported with model {profile.name}; the gpt-image-2.5 and gpt-image-2.6 models take it.",
+            param="markup",
+        )
+    if req.output_format == "gif":
+        raise InvalidRequestError("'markup' is not supported with output_format 'gif'.", param="markup",
+                                  code="invalid_value")  # fmt: skip

@@ -27,15 +27,17 @@ import struct
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from imageforge.errors import InvalidImageError
 
 __all__ = [
     "ACCEPTED_FORMATS",
+    "MARKUP_ELSEWHERE",
     "MAX_INPUT_PIXELS",
     "UPLOAD_FORMATS",
     "DecodedUpload",
+    "check_markup",
     "check_mask",
     "decode_base64_image",
     "decode_data_url",
@@ -305,3 +307,49 @@ def check_mask(mask: DecodedUpload, first: DecodedUpload, param: str = "mask") -
             code="invalid_value",
         )
     return repaint_mask(mask.image)
+
+
+# How markup weights an edit: the strokes (grown a little and feathered) are redrawn fully, the rest of the image at
+# this share of the edit (the engines' repaint mask, 0-255), so the edit follows the strokes and leaves the rest
+# mostly as it was.
+MARKUP_ELSEWHERE = 77  # 30 %
+_MARKUP_GROW = 0.015  # of the image's longer side: strokes are thin, what they ask for is around them
+
+
+def check_markup(markup: DecodedUpload, first: DecodedUpload, param: str = "markup") -> tuple[Image.Image, Image.Image]:
+    """OpenAI's markup (a transparent PNG drawn over the first image to guide the edit) -> (the first image with
+    the strokes drawn on it, the repaint mask that weights the edit towards them, "L": 255 = repaint).
+
+    OpenAI's rules: a PNG of the first image's dimensions (after EXIF orientation) with transparent pixels.
+    """
+    if markup.format != "PNG":
+        raise InvalidImageError(
+            f"Invalid file '{param}': markup must be a PNG image, not {MIMETYPES.get(markup.format, markup.format)}.",
+            param=param,
+            code="invalid_image_file",
+        )
+    if (markup.width, markup.height) != (first.width, first.height):
+        raise InvalidImageError(
+            f"Invalid file '{param}': the markup is {markup.width}x{markup.height} but the image is "
+            f"{first.width}x{first.height}; they must have the same dimensions.",
+            param=param,
+            code="invalid_value",
+        )
+    alpha = markup.image.getchannel("A")
+    lowest, _ = alpha.getextrema()
+    if not markup.has_alpha or lowest != 0:
+        raise InvalidImageError(
+            f"Invalid file '{param}': markup must contain transparent pixels (only the strokes drawn over the "
+            "image are opaque).",
+            param=param,
+            code="invalid_image_file",
+        )
+    base = first.image.convert("RGBA")
+    guided = Image.alpha_composite(base, markup.image)
+    if not first.has_alpha:
+        guided = guided.convert("RGB").convert("RGBA")  # the first image had no transparency; strokes add none
+    strokes = alpha.point(lambda a: 255 if a > 0 else 0)
+    grow = max(3, round(max(first.width, first.height) * _MARKUP_GROW)) | 1  # MaxFilter takes odd sizes
+    strokes = strokes.filter(ImageFilter.MaxFilter(grow)).filter(ImageFilter.GaussianBlur(grow / 2))
+    weight = strokes.point(lambda v: max(MARKUP_ELSEWHERE, v))
+    return guided, weight

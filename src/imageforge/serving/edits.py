@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imageforge.errors import InvalidRequestError, UnsupportedParameterError
-from imageforge.imaging.decode import DecodedUpload, check_mask, decode_upload
+from imageforge.imaging.decode import DecodedUpload, check_markup, check_mask, decode_upload
 from imageforge.imaging.uploads import ImageForm, UploadedFile
 from imageforge.profiles import Profile
 from imageforge.protocol.edits import ImageEditRequest, ImageRef, form_fields, parse_edit_request
@@ -31,7 +32,7 @@ from imageforge.serving.images_wire import ImagesEndpoint, ImagesRun
 from imageforge.serving.pipeline import ImageJob
 from imageforge.serving.usage import input_image_tokens
 from imageforge.validation import ResolvedRequest
-from imageforge.validation_edits import refuse_markup, resolve_edit
+from imageforge.validation_edits import check_markup_request, resolve_edit
 
 __all__ = ["DALLE_UPLOAD_BYTES", "GPT_UPLOAD_BYTES", "EditInputs", "EditsService", "decode_inputs", "upload_limits"]
 
@@ -53,9 +54,13 @@ class EditInputs:
     mask: Any | None  # the engines' repaint mask
 
 
-def decode_inputs(profile: Profile, files: Sequence[UploadedFile], mask: UploadedFile | None) -> EditInputs:
+def decode_inputs(
+    profile: Profile, files: Sequence[UploadedFile], mask: UploadedFile | None, markup: UploadedFile | None = None
+) -> EditInputs:
     """Check and decode every upload of an edit (blocking: run it in a worker thread); the first refusal names
-    its part. The CLI's in-process edits go through here too, so they are refused exactly where the API refuses."""
+    its part. The CLI's in-process edits go through here too, so they are refused exactly where the API refuses.
+    ``markup`` (strokes over the first image) is drawn onto it and becomes the repaint mask that weights the edit
+    towards the strokes (``imaging.decode.check_markup``)."""
     if len(files) > 16:
         raise InvalidRequestError(f"At most 16 images may be edited together; {len(files)} were sent.",
                                   param="image", code="invalid_value")  # fmt: skip
@@ -71,6 +76,11 @@ def decode_inputs(profile: Profile, files: Sequence[UploadedFile], mask: Uploade
         decoded = decode_upload(mask.data, mask.param, max_bytes=DALLE_UPLOAD_BYTES, formats=("PNG",),
                                 limit_for="masks")  # fmt: skip
         repaint = check_mask(decoded, images[0], mask.param)
+    if markup is not None:
+        drawn = decode_upload(markup.data, markup.param, max_bytes=max_bytes, formats=("PNG",),
+                              limit_for="markup images")  # fmt: skip
+        guided, repaint = check_markup(drawn, images[0], markup.param)
+        images[0] = dataclasses.replace(images[0], image=guided)
     return EditInputs(images, repaint)
 
 
@@ -87,10 +97,10 @@ class EditsService(ImagesEndpoint):
             raise InvalidRequestError(
                 "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
             )
-        if form.markup is not None:
-            refuse_markup(form.mask is not None)
         profile = self._profile(req)
-        inputs = await asyncio.to_thread(decode_inputs, profile, form.images, form.mask)
+        if form.markup is not None:
+            check_markup_request(req, profile, mask=form.mask is not None)
+        inputs = await asyncio.to_thread(decode_inputs, profile, form.images, form.mask, form.markup)
         return await self._start(req, inputs, request_id, cancel, key_id, base_url)
 
     async def start_json(
