@@ -99,7 +99,8 @@ def test_create_returns_a_complete_image_generation_call(server: Server) -> None
         and r.usage.input_tokens > 0
         and r.usage.total_tokens == (r.usage.input_tokens + r.usage.output_tokens)
     )
-    assert r.tools[0].model == "gpt-image-1" and r.tool_choice == "auto" and r.parallel_tool_calls is True
+    # The SDK's documented default image model of the tool (openai 3.57), served by the default engine.
+    assert r.tools[0].model == "gpt-image-2.6-sunburst" and r.tool_choice == "auto" and r.parallel_tool_calls is True
 
 
 def test_stream_frames_order_and_sequence_numbers(server: Server) -> None:
@@ -162,7 +163,7 @@ def test_multi_turn_edit_with_previous_response_id(server: Server) -> None:
         model="gpt-5",
         input="now make it blue",
         previous_response_id=first.id,
-        tools=tools(input_fidelity="high"),
+        tools=tools(model="gpt-image-1", input_fidelity="high"),  # the default model (2.6) takes no fidelity
     )
     edited = _call(second.output)
     assert edited.action == "edit" and second.previous_response_id == first.id
@@ -381,9 +382,33 @@ def test_the_readmes_make_it_blue_edit_gives_a_blue_heart(server: Server) -> Non
             model="gpt-5",
             input="Now make it blue",
             previous_response_id=first.id,
-            tools=[{**tool, "input_fidelity": "high"}],
+            tools=[{**tool, "model": "gpt-image-1", "input_fidelity": "high"}],
         )  # type: ignore[list-item]
         call = _call(edit.output)
         assert call.action == "edit" and call.revised_prompt == "a blue heart"
         colours.append(mean_colour(decode_b64(call.result)[0]))
     assert sum(is_blue(c) for c in colours) >= 6, colours
+
+
+def test_the_tool_makes_gifs_and_svgs(server: Server) -> None:
+    """The tool's newest fields (openai 3.57): frame_count and frame_duration_ms for gif, svg options for svg."""
+    import xml.etree.ElementTree as ET
+
+    from PIL import ImageSequence
+
+    client = server.client()
+    gif = client.responses.create(model="gpt-5", input="Draw a red apple",
+                                  tools=tools(output_format="gif", frame_count=3, frame_duration_ms=90))  # fmt: skip
+    call = _call(gif.output)
+    img, _ = decode_b64(call.result)
+    assert (img.format, img.n_frames, call.output_format) == ("GIF", 3, "gif")
+    assert [f.info["duration"] for f in ImageSequence.Iterator(img)] == [90] * 3
+    svg = client.responses.create(model="gpt-5", input="Draw a red apple",
+                                  tools=tools(output_format="svg", svg={"reasoning": {"effort": "low"}}))  # fmt: skip
+    call = _call(svg.output)
+    assert ET.fromstring(base64.b64decode(str(call.result))).tag == "{http://www.w3.org/2000/svg}svg"
+    assert call.output_format == "svg" and call.model_dump()["svg_usage"]["model"] == "vtracer"
+    for bad in (tools(output_format="gif", partial_images=2), tools(output_format="png", frame_count=3),
+                tools(complexity="high")):  # fmt: skip
+        r = httpx.post(f"{server.v1}/responses", json={"model": "gpt-5", "input": "x", "tools": bad}, timeout=60)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "tools", r.text

@@ -118,6 +118,14 @@ class ImageGenerationTool(BaseModel):
     """``high`` or ``low``: how closely an edit keeps the input image."""
     input_image_mask: InputImageMask | None = None
     partial_images: StrictInt | None = None
+    frame_count: StrictInt | None = None
+    """output_format gif: the animation's frames (2-16, default 9)."""
+    frame_duration_ms: StrictInt | None = None
+    """output_format gif: each frame's delay in ms (default 200)."""
+    svg: dict[str, Any] | None = None
+    """output_format svg: ``{"model", "reasoning": {"effort"}}``, as in the Images API."""
+    complexity: StrictStr | None = None
+    """Refused with a named 400 (not served yet)."""
 
 
 ToolParam = Annotated[
@@ -470,6 +478,8 @@ class ImageGenerationCall(BaseModel):
     size: str | None = None
     revised_prompt: str | None = None
     """The prompt the image model was given (composed by the planner)."""
+    svg_usage: dict[str, Any] | None = None
+    """output_format svg: what made the vector image (the tracer; no tokens)."""
     error: ImageGenerationCallError | None = None
 
 

@@ -59,6 +59,7 @@ from imageforge.protocol.responses import (
     ResponseOutputMessage,
     ResponseUsage,
 )
+from imageforge.serving.images_wire import SVG_TRACER
 from imageforge.serving.pipeline import Failed, Final, GenerationPipeline, ImageJob, KeepAlive, Preview, Started
 from imageforge.serving.planners import Plan, PlannerRouter
 from imageforge.serving.responses_prepare import PreparedResponse, ResponsePreparer, edit_inputs
@@ -247,6 +248,9 @@ class ResponsesService:
             call.output_format = resolved.output_format
             call.quality = resolved.quality
             call.size = resolved.size
+            if resolved.output_format == "svg":  # traced, not written by a language model (images_wire.SvgUsage)
+                call.svg_usage = {"input_tokens": 0, "output_tokens": 0, "reasoning_tokens": 0, "total_tokens": 0,
+                                  "model": SVG_TRACER}  # fmt: skip
         call.revised_prompt = plan.image_prompt
         log.info("[%s] image_generation_call %s action=%s model=%s size=%s quality=%s", p.request_id, call.id,
                  call.action, p.image_model, call.size, call.quality)  # fmt: skip

@@ -267,6 +267,8 @@ class ResponsePreparer:
             raise _tool_error("action 'edit' needs an image in the conversation (an input_image, an earlier "
                               "image_generation_call, or previous_response_id).")  # fmt: skip
         mask = tool.input_image_mask
+        if mask is not None and tool.output_format == "gif":
+            raise _tool_error("input_image_mask is not supported with output_format 'gif'.")
         if mask is not None:
             if mask.file_id is not None:
                 raise _tool_error("input_image_mask.file_id is not supported (this server has no Files API); send "
@@ -279,7 +281,11 @@ class ResponsePreparer:
             "model": model, "prompt": "", "quality": tool.quality, "size": tool.size,
             "output_format": tool.output_format, "output_compression": tool.output_compression,
             "moderation": tool.moderation, "background": tool.background, "partial_images": tool.partial_images,
-            "stream": True,
+            "frame_count": tool.frame_count, "frame_duration_ms": tool.frame_duration_ms, "svg": tool.svg,
+            "complexity": tool.complexity,
+            # The call's previews stream (the response's lifecycle events stream whatever the format); a gif or an
+            # svg has no previews, as OpenAI's.
+            "stream": tool.output_format not in ("gif", "svg"),
         }  # fmt: skip
         try:
             resolved = resolve(fields, self.catalogue, self.caps, default_gpt_model=self.default_image_model,
