@@ -375,3 +375,19 @@ def test_valid_cells(
         assert (img.size, img.mode, img.format) == (size, mode, fmt)
         if mode == "RGBA":
             assert min_alpha(img) == 0
+
+
+@pytest.mark.parametrize("quality", ["xhigh", "max"])
+def test_the_2_5_qualities_through_the_sdk(server: Server, quality: str) -> None:
+    """More denoising than high (the embedded model: 45 and 60 steps against 30), counted as high in usage."""
+    client = server.client()
+    r = client.images.generate(model="gpt-image-2.5-sunburst-2026-09-08", prompt="a red apple", quality=quality,
+                               size="1024x1024")  # fmt: skip
+    high = client.images.generate(model="gpt-image-2.5-sunburst", prompt="a red apple", quality="high",
+                                  size="1024x1024")  # fmt: skip
+    assert r.quality == quality and r.data[0].b64_json and r.usage is not None and high.usage is not None
+    assert r.usage.output_tokens == high.usage.output_tokens > 0
+    stream = client.images.generate(model="gpt-image-2.5-flare", prompt="a red apple", quality=quality,
+                                    stream=True, partial_images=1)  # fmt: skip
+    events = [e.type for e in stream]
+    assert events == ["image_generation.partial_image", "image_generation.completed"]

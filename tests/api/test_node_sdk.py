@@ -1,5 +1,6 @@
 """The official openai-node SDK (7.59, pinned in ``tests/api/node/package-lock.json``) against a real server:
-``images.edit`` with a file, a list, a mask and a stream of partial images, and ``images.createVariation``.
+``images.edit`` with a file, a list, a mask and a stream of partial images, ``images.createVariation``, and the
+newest calls (``newest.mjs``: the gpt-image-2.5/2.6 ids, ``xhigh``, gif, svg, markup).
 
 The SDK is installed from the npm registry on first run (``npm ci``); without Node.js on the machine the test is
 skipped with that reason.
@@ -75,3 +76,28 @@ def test_the_readme_node_example(server: Server, node_sdk: Path, tmp_path: Path)
     assert done.stdout.split("\n")[:2] == ["preview 0", "preview 1"], done.stdout
     with Image.open(tmp_path / "star.png") as img:
         assert img.size == (1024, 1024) and img.format == "PNG"
+
+
+def test_openai_node_newest_calls(server: Server, node_sdk: Path, tmp_path: Path) -> None:
+    """openai-node 7.59: the 2.5/2.6 ids (a dated snapshot too), quality xhigh, gif, svg and a markup edit."""
+    import xml.etree.ElementTree as ET
+
+    made = server.client().images.generate(model="gpt-image-1", prompt="a green hill", quality="low")
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(base64.b64decode(str(made.data[0].b64_json)))
+    markup = Image.new("RGBA", (1024, 1024), (0, 0, 0, 0))
+    markup.paste((230, 20, 20, 255), (100, 100, 300, 600))
+    buf = io.BytesIO()
+    markup.save(buf, format="PNG")
+    (tmp_path / "markup.png").write_bytes(buf.getvalue())
+    done = subprocess.run(["node", str(node_sdk.parent / "newest.mjs"), server.v1, str(picture),
+                           str(tmp_path / "markup.png")], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert out["xhigh"]["quality"] == "xhigh" and decode_b64(out["xhigh"]["b64"][0])[0].size == (1024, 1024)
+    gif, _ = decode_b64(out["gif"]["b64"][0])
+    assert (gif.format, gif.n_frames, gif.info["duration"], out["gif"]["output_format"]) == ("GIF", 3, 150, "gif")
+    root = ET.fromstring(base64.b64decode(out["svg"]["b64"][0]))
+    assert root.tag == "{http://www.w3.org/2000/svg}svg" and out["svg"]["svg_usage"]["model"] == "vtracer"
+    edited, _ = decode_b64(out["markup"]["b64"][0])
+    assert edited.size == (1024, 1024)

@@ -254,9 +254,8 @@ class GenerationPipeline:
     @staticmethod
     def _output_tokens(r: ResolvedRequest) -> int:
         p = r.params
-        # xhigh and max are counted as high: OpenAI publishes no token table for them.
-        table = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}.get(r.quality)
-        return image_tokens(table, p.width, p.height) * p.n if table else 0
+        counted = r.quality in ("low", "medium", "high", "xhigh", "max")  # not DALL·E's standard/hd
+        return image_tokens(r.quality, p.width, p.height) * p.n if counted else 0
 
     @asynccontextmanager
     async def _audited(self, job: ImageJob) -> AsyncIterator[tuple[RequestAudit, dict[str, Any]]]:

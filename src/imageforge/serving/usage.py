@@ -39,8 +39,12 @@ IMAGE_TOKENS: dict[str, dict[str, int]] = {
 }
 
 
+# gpt-image-2.5's extra qualities count as high: OpenAI publishes no token table for them.
+_COUNTED_AS = {"xhigh": "high", "max": "high"}
+
+
 def image_tokens(quality: str, width: int, height: int) -> int:
-    table = IMAGE_TOKENS[quality]
+    table = IMAGE_TOKENS[_COUNTED_AS.get(quality, quality)]
     exact = table.get(f"{width}x{height}")
     if exact is not None:
         return exact
