@@ -21,3 +21,10 @@ def min_alpha(img: Image.Image) -> int:
         return 255
     lo, _ = img.getchannel("A").getextrema()
     return int(lo)
+
+
+def png(img: Image.Image) -> bytes:
+    """``img`` as PNG bytes (an upload)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()

@@ -20,16 +20,10 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.api.images import decode_b64
+from tests.api.images import decode_b64, png
 from tests.api.server import Server, serve
 from tests.engines.test_embedded_colours import is_blue, mean_colour
 from tests.engines.tiny_pipelines import save_tiny_sd
-
-
-def png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,8 @@ import openai
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.api.images import png
 from tests.api.server import Server
-
-
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +33,7 @@ def _strokes(size: tuple[int, int] = (1024, 1024)) -> Image.Image:
 def test_the_pixels_under_the_strokes_change_more_than_the_rest(server: Server, picture: bytes) -> None:
     markup = _strokes()
     r = server.client().images.edit(model="gpt-image-2.5-flare", image=("hill.png", picture, "image/png"),
-                                    markup=("markup.png", _png(markup), "image/png"),
+                                    markup=("markup.png", png(markup), "image/png"),
                                     prompt="a red kite flying over the hill", quality="low")  # fmt: skip
     out = np.asarray(Image.open(io.BytesIO(base64.b64decode(str(r.data[0].b64_json)))).convert("RGB"), np.float32)
     before = np.asarray(Image.open(io.BytesIO(picture)).convert("RGB"), np.float32)
@@ -69,5 +64,5 @@ def test_markup_refusals(server: Server, picture: bytes, case: str, code: str) -
         model = "gpt-image-1"
     with pytest.raises(openai.BadRequestError) as info:
         server.client().images.edit(model=model, image=("hill.png", picture, "image/png"), prompt="x",
-                                    markup=("markup.png", _png(markup), "image/png"))  # fmt: skip
+                                    markup=("markup.png", png(markup), "image/png"))  # fmt: skip
     assert (info.value.param, info.value.code) == ("markup", code), info.value.body

@@ -291,22 +291,28 @@ def check_mask(mask: DecodedUpload, first: DecodedUpload, param: str = "mask") -
     OpenAI's rules: a PNG (``invalid_image_file``) with an alpha channel (``invalid_image_file``) of the first
     image's dimensions (``invalid_value``).
     """
-    if mask.format != "PNG":
+    _png_like_first(mask, first, param, "the mask")
+    if not mask.has_alpha:
+        raise InvalidImageError(_MASK_WITHOUT_ALPHA, param=param, code="invalid_image_file")
+    return repaint_mask(mask.image)
+
+
+def _png_like_first(upload: DecodedUpload, first: DecodedUpload, param: str, what: str) -> None:
+    """A mask's and a markup's common rules: a PNG (``invalid_image_file``) of the first image's dimensions
+    (``invalid_value``)."""
+    if upload.format != "PNG":
         raise InvalidImageError(
-            f"Invalid file '{param}': the mask must be a PNG image, not {MIMETYPES.get(mask.format, mask.format)}.",
+            f"Invalid file '{param}': {what} must be a PNG image, not {MIMETYPES.get(upload.format, upload.format)}.",
             param=param,
             code="invalid_image_file",
         )
-    if not mask.has_alpha:
-        raise InvalidImageError(_MASK_WITHOUT_ALPHA, param=param, code="invalid_image_file")
-    if (mask.width, mask.height) != (first.width, first.height):
+    if (upload.width, upload.height) != (first.width, first.height):
         raise InvalidImageError(
-            f"Invalid file '{param}': the mask is {mask.width}x{mask.height} but the image is "
+            f"Invalid file '{param}': {what} is {upload.width}x{upload.height} but the image is "
             f"{first.width}x{first.height}; they must have the same dimensions.",
             param=param,
             code="invalid_value",
         )
-    return repaint_mask(mask.image)
 
 
 # How markup weights an edit: the strokes (grown a little and feathered) are redrawn fully, the rest of the image at
@@ -322,19 +328,7 @@ def check_markup(markup: DecodedUpload, first: DecodedUpload, param: str = "mark
 
     OpenAI's rules: a PNG of the first image's dimensions (after EXIF orientation) with transparent pixels.
     """
-    if markup.format != "PNG":
-        raise InvalidImageError(
-            f"Invalid file '{param}': markup must be a PNG image, not {MIMETYPES.get(markup.format, markup.format)}.",
-            param=param,
-            code="invalid_image_file",
-        )
-    if (markup.width, markup.height) != (first.width, first.height):
-        raise InvalidImageError(
-            f"Invalid file '{param}': the markup is {markup.width}x{markup.height} but the image is "
-            f"{first.width}x{first.height}; they must have the same dimensions.",
-            param=param,
-            code="invalid_value",
-        )
+    _png_like_first(markup, first, param, "the markup")
     alpha = markup.image.getchannel("A")
     lowest, _ = alpha.getextrema()
     if not markup.has_alpha or lowest != 0:
