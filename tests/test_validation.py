@@ -123,6 +123,7 @@ def test_an_svg_traces_at_the_detail_its_reasoning_effort_asks_for() -> None:
         ("partial_images", {"partial_images": 1}),
         ("output_compression", {"output_compression": 90}),
         ("svg.reasoning.effort", {"svg": {"reasoning": {"effort": "extreme"}}}),
+        ("svg.reasoning.effort", {"svg": {"reasoning": {"effort": [None]}}}),  # once a 500 (unhashable)
         ("svg.reasoning", {"svg": {"reasoning": "high"}}),
         ("svg.model", {"svg": {"model": 5}}),
         ("svg.author", {"svg": {"author": "me"}}),

@@ -305,7 +305,7 @@ def _vector(req: ImageGenerateRequest, output_format: str, n: int) -> str:
         raise InvalidRequestError("'svg.reasoning' must be an object with 'effort'.", param="svg.reasoning",
                                   code="invalid_value")  # fmt: skip
     effort = reasoning.get("effort") or "medium"
-    if effort not in SVG_EFFORT_DETAIL:
+    if not isinstance(effort, str) or effort not in SVG_EFFORT_DETAIL:
         options_text = ", ".join(f"'{e}'" for e in SVG_EFFORT_DETAIL)
         raise InvalidRequestError(f"Invalid value for 'svg.reasoning.effort': {effort!r}. Supported values are: "
                                   f"{options_text}.", param="svg.reasoning.effort", code="invalid_value")  # fmt: skip

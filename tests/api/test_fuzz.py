@@ -38,6 +38,9 @@ MODELS = {
 CATALOGUE = "include_defaults = false\n" + "".join(
     f'[models."{model}"]\nengine = "fake"\nprofile = "{profile}"\n' for model, profile in MODELS.items()
 )
+# A model whose engine animates, so gif requests reach their own rules (frame_count, frame_duration_ms).
+CATALOGUE += '[models."gpt-image-2.5-flare"]\nengine = "fake"\nprofile = "gpt-image-2.5-flare"\n'
+CATALOGUE += "options = { animation = true }\n"
 
 # JSON fragments, inserted as they are (not re-encoded): the classes that once answered 5xx, and their kin.
 HOSTILE = [
@@ -69,6 +72,10 @@ RESPONSE_BODY: dict[str, Any] = {
     "stream_options": {"include_obfuscation": False},
     "tool_choice": {"type": "image_generation"},
 }  # fmt: skip
+GIF_BODY: dict[str, Any] = {**IMAGE_BODY, "model": "gpt-image-2.5-flare", "output_format": "gif", "frame_count": 2,
+                            "frame_duration_ms": 100}  # fmt: skip
+SVG_BODY: dict[str, Any] = {**IMAGE_BODY, "model": "gpt-image-2.5-flare", "output_format": "svg",
+                            "svg": {"model": "gpt-5", "reasoning": {"effort": "low"}}}  # fmt: skip
 EDIT_BODY: dict[str, Any] = {  # the JSON form of an edit
     "prompt": "make it blue", "model": "gpt-image-1", "quality": "low", "images": [{"image_url": _png(255)}],
     "mask": {"image_url": _png(0)},
@@ -79,6 +86,10 @@ FIELDS: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
     *(("/images/edits", EDIT_BODY, path) for path in [
         ("images", 0), ("images", 0, "image_url"), ("images", 0, "file_id"), ("mask", "image_url"),
     ]),
+    *(("/images/generations", GIF_BODY, (name,)) for name in ("frame_count", "frame_duration_ms", "n", "stream")),
+    *(("/images/generations", SVG_BODY, path) for path in [
+        ("svg",), ("svg", "model"), ("svg", "reasoning"), ("svg", "reasoning", "effort"), ("n",),
+    ]),
     *(("/responses", RESPONSE_BODY, (name,)) for name in ResponseCreateRequest.model_fields),
     *(("/responses", RESPONSE_BODY, path) for path in [
         ("input", 0), ("input", 0, "role"), ("input", 0, "content"), ("input", 0, "id"), ("input", 0, "type"),
@@ -87,7 +98,9 @@ FIELDS: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
         ("input", 0, "content", 1, "file_id"), ("tools", 0), ("tools", 0, "type"), ("tools", 0, "size"),
         ("tools", 0, "quality"), ("tools", 0, "model"), ("tools", 0, "partial_images"), ("tools", 0, "action"),
         ("tools", 0, "output_compression"), ("tools", 0, "input_fidelity"), ("tools", 0, "input_image_mask"),
-        ("tools", 0, "input_image_mask", "image_url"), ("text", "format"), ("text", "format", "type"),
+        ("tools", 0, "input_image_mask", "image_url"), ("tools", 0, "frame_count"),
+        ("tools", 0, "frame_duration_ms"), ("tools", 0, "svg"), ("tools", 0, "complexity"),
+        ("tools", 0, "output_format"), ("text", "format"), ("text", "format", "type"),
         ("metadata", "k"), ("reasoning", "effort"), ("stream_options", "include_obfuscation"),
         ("tool_choice", "type"),
     ]),

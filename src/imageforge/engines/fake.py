@@ -46,6 +46,7 @@ class FakeEngine:
         oom_above: int | None = None,
         quality_steps: dict[str, int] | None = None,
         drops_requests: bool = True,
+        animation: bool = False,
     ) -> None:
         self.step_delay = step_delay
         self.fail_on = fail_on
@@ -67,6 +68,8 @@ class FakeEngine:
             img2img=True,
             inpaint=True,
             drops_requests=drops_requests,  # False: behaves like an engine that cannot shrink a batch
+            # True: accepts gif requests; its frames are simply the images of seeds seed + i (no smooth walk).
+            animation=animation,
         )
 
     @property
