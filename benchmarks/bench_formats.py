@@ -1,5 +1,5 @@
 """What the newest SDK's options cost on the embedded model: quality ``xhigh``/``max`` against ``high``, a gif per
-frame, and svg tracing per detail.
+frame, svg tracing per detail, and ``complexity`` (planning) against ``low``.
 
     python -m benchmarks.bench_formats [--repeats 3] [--size 1024] [--json out.json]
 
@@ -7,7 +7,9 @@ In-process, on the engine and the one encode path the server uses (``imaging.enc
 
 - quality: ``engine.generate`` with the steps ``validation.resolve`` gives each quality (gpt-image-2.5-flare);
 - gif: ``frame_count`` frames drawn as one animation (the noise walk) + the gif encode, per frame and in all;
-- svg: tracing one drawn image at each detail (low / medium / high), and the png encode of the same image.
+- svg: tracing one drawn image at each detail (low / medium / high), and the png encode of the same image;
+- complexity: ``engine.generate`` of one image at quality medium with each complexity's candidates (``--only
+  complexity`` runs this part alone).
 """
 
 from __future__ import annotations
@@ -41,11 +43,25 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--only", choices=["complexity"], default=None)
     args = ap.parse_args()
     engine = EmbeddedEngine()
     engine.load()
     catalogue, size = default_catalogue(), f"{args.size}x{args.size}"
-    out: dict[str, Any] = {"quality": {}, "gif": {}, "svg": {}}
+    out: dict[str, Any] = {"quality": {}, "gif": {}, "svg": {}, "complexity": {}}
+
+    for complexity in ("low", "medium", "high"):
+        r = resolve({"prompt": "a red apple", "model": "gpt-image-2.5-flare", "quality": "medium", "size": size,
+                     "complexity": complexity}, catalogue, engine.capabilities, seed=7)  # fmt: skip
+        s = _median(lambda p=r.params: engine.generate([p]), args.repeats)
+        out["complexity"][complexity] = {"candidates": r.params.plan_candidates, "seconds": round(s, 3)}
+        print("complexity", complexity, out["complexity"][complexity], flush=True)
+    low = out["complexity"]["low"]["seconds"]
+    for c in ("medium", "high"):
+        out["complexity"][c]["x_low"] = round(out["complexity"][c]["seconds"] / low, 2)
+    if args.only == "complexity":
+        print(json.dumps(out))
+        return
 
     for quality in ("high", "xhigh", "max"):
         r = resolve({"prompt": "a red apple", "model": "gpt-image-2.5-flare", "quality": quality, "size": size},
@@ -59,7 +75,7 @@ def main() -> None:
 
     for frames in (2, 4, 9):
         p = GenerationParams(prompt="a red apple", width=args.size, height=args.size, steps=10, seed=7, n=frames,
-                             animation=True)  # fmt: skip
+                             frames=frames)  # fmt: skip
         gen = _median(lambda p=p: engine.generate([p]), args.repeats)
         drawn = list(engine.generate([p])[0].images)
         enc = _median(lambda d=drawn: encode(d, "gif", frame_duration_ms=200), args.repeats)

@@ -53,6 +53,7 @@ from torch import nn
 from imageforge.engines.embedded.colours import dominant_colour
 from imageforge.engines.embedded.engine import EmbeddedEngine
 from imageforge.params import GenerationParams
+from imageforge.validation import COMPLEXITY_CANDIDATES
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "emoji.npz"
@@ -303,7 +304,10 @@ def edge_sharpness(img: Image.Image, edges: np.ndarray | None = None) -> tuple[f
 
 
 class Generator:
-    def __init__(self, quality: str, reference_start: float | None = None, weights: Path | None = None) -> None:
+    def __init__(
+        self, quality: str, reference_start: float | None = None, weights: Path | None = None, complexity: str = "low"
+    ) -> None:
+        self.plan = COMPLEXITY_CANDIDATES[complexity]
         self.engine = EmbeddedEngine(weights_dir=weights)
         if reference_start is not None:  # a sampling setting, swept without re-exporting (BENCHMARKS.md)
             self.engine.config = dataclasses.replace(self.engine.config, reference_start=reference_start)
@@ -313,12 +317,12 @@ class Generator:
 
     def native(self, prompt: str, seed: int, n: int = SEEDS) -> list[Image.Image]:
         p = GenerationParams(prompt=prompt, width=self.size, height=self.size, steps=self.steps, seed=seed, n=n,
-                             background="transparent")  # fmt: skip
+                             background="transparent", plan_candidates=self.plan)  # fmt: skip
         return list(self.engine.generate([p])[0].images)
 
     def at(self, prompt: str, seed: int, size: int, background: str = "opaque") -> Image.Image:
         p = GenerationParams(prompt=prompt, width=size, height=size, steps=self.steps, seed=seed,
-                             background=background)  # type: ignore[arg-type]  # fmt: skip
+                             background=background, plan_candidates=self.plan)  # type: ignore[arg-type]  # fmt: skip
         return self.engine.generate([p])[0].images[0]
 
 
@@ -336,6 +340,7 @@ def evaluate(
     weights: Path | None = None,
     classifier: Path = CLASSIFIER,
     paraphrases: Path = PARAPHRASES,
+    complexity: str = "low",
 ) -> dict[str, Any]:
     """Every measure, or the ``only`` ones: cas (with novelty), paraphrases, binding, sharpness."""
 
@@ -344,9 +349,10 @@ def evaluate(
 
     data = load_data()
     net = load_classifier(len(data.labels), classifier)
-    gen = Generator(quality, reference_start, weights)
+    gen = Generator(quality, reference_start, weights, complexity)
     index = {label: i for i, label in enumerate(data.labels)}
-    out: dict[str, Any] = {"quality": quality, "steps": gen.steps, "seeds": SEEDS, "concepts": concepts}
+    out: dict[str, Any] = {"quality": quality, "steps": gen.steps, "seeds": SEEDS, "concepts": concepts,
+                           "complexity": complexity}  # fmt: skip
     out["reference_start"] = gen.engine.config.reference_start if gen.engine.config.reference_images else None
     t0 = time.time()
 
@@ -441,6 +447,12 @@ def main() -> None:
     ev.add_argument("--weights", type=Path, help="a weights directory other than the package's")
     ev.add_argument("--classifier", type=Path, default=CLASSIFIER, help="the concept classifier to judge with")
     ev.add_argument("--paraphrases", type=Path, default=PARAPHRASES, help="e.g. quality_prompts/paraphrases_dev.json")
+    ev.add_argument(
+        "--complexity",
+        choices=list(COMPLEXITY_CANDIDATES),
+        default="low",
+        help="planning before drawing (the API's complexity): candidates drafted and scored per image",
+    )
     ns = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if ns.command == "train-classifier":
@@ -454,6 +466,7 @@ def main() -> None:
         ns.weights,
         classifier=ns.classifier,
         paraphrases=ns.paraphrases,
+        complexity=ns.complexity,
     )
     print(json.dumps(result, indent=2))
     if ns.json:

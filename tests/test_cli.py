@@ -32,6 +32,17 @@ def test_generate_writes_a_real_image(tmp_path: Path) -> None:
     assert "seed 7" in r.stdout
 
 
+def test_generate_plans_with_complexity(tmp_path: Path) -> None:
+    common = ("--size", "64x64", "--quality", "low", "--seed", "7")
+    for complexity in ("low", "high"):
+        r = run("generate", "a red apple", "-o", f"{complexity}.png", "--complexity", complexity, *common, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    low, high = (load(tmp_path / f"{c}.png").tobytes() for c in ("low", "high"))
+    assert low != high, "seed 7's plan draws from another of its 8 candidate starts than the seed's own"
+    r = run("generate", "a red apple", "--complexity", "extreme", *common, cwd=tmp_path)
+    assert r.returncode == 2 and "complexity" in r.stderr
+
+
 def test_generate_n_formats_and_transparency(tmp_path: Path) -> None:
     r = run("generate", "a blue heart", "-o", "out/heart.webp", "--n", "2", "--background", "transparent",
             "--size", "1536x1024", "--quality", "low", "--model", "gpt-image-1", cwd=tmp_path)  # fmt: skip

@@ -76,7 +76,7 @@ def gif_bad(param: str, **fields: Any) -> InvalidRequestError:
 def test_a_gif_is_one_animation_of_frame_count_frames() -> None:
     r = gif()
     assert (r.output_format, r.frame_count, r.frame_duration_ms) == ("gif", 9, 200)  # OpenAI's defaults
-    assert r.params.n == 9 and r.params.animation and r.params.steps == 9
+    assert (r.params.n, r.params.frames, r.params.steps) == (9, 9, 9)
     r = gif(frame_count=2, frame_duration_ms=124, background="transparent")
     assert (r.params.n, r.frame_duration_ms, r.params.background) == (2, 120, "transparent")
     assert gif(frame_count=16, frame_duration_ms=5).frame_duration_ms == 10  # rounded to 10 ms, never 0
@@ -92,11 +92,17 @@ def test_a_gif_is_one_animation_of_frame_count_frames() -> None:
         ("stream", {"stream": True}),
         ("partial_images", {"partial_images": 2}),
         ("output_compression", {"output_compression": 50}),
-        ("n", {"n": 2}),
+        ("n", {"n": 11}),
     ],
 )
 def test_gif_refusals_name_the_parameter(param: str, fields: dict[str, Any]) -> None:
     assert gif_bad(param, **fields).code == "invalid_value"
+
+
+def test_n_gifs_are_n_animations_of_frame_count_frames() -> None:
+    r = gif(n=3, frame_count=4)
+    assert (r.params.n, r.params.frames, r.frame_count) == (12, 4, 4)
+    assert [r.params.subject_seed(i) for i in range(12)] == [1] * 4 + [5] * 4 + [9] * 4  # seed + a * frames
 
 
 def test_gif_needs_an_engine_that_animates_and_the_fields_need_gif() -> None:
@@ -250,7 +256,9 @@ def test_moderation_and_partial_images() -> None:
 @pytest.mark.parametrize(
     "param,fields,code",
     [
-        ("complexity", {"complexity": "low"}, "unsupported_parameter"),
+        ("complexity", {"complexity": "high"}, "unsupported_parameter"),  # this engine does not plan
+        ("complexity", {"complexity": "extreme"}, "invalid_value"),
+        ("complexity", {"complexity": 3}, "invalid_type"),
         ("svg", {"svg": {"model": "x"}}, "invalid_value"),  # only with output_format svg
         ("frame_duration_ms", {"frame_duration_ms": 200}, "invalid_value"),  # only with gif
         ("output_format", {"output_format": "gif"}, "unsupported_parameter"),
@@ -263,3 +271,35 @@ def test_moderation_and_partial_images() -> None:
 )
 def test_newest_sdk_fields_and_types(param: str, fields: dict[str, Any], code: str) -> None:
     assert bad(param, **{"model": "gpt-image-2", **fields}).code == code
+
+
+PLANS = dataclasses.replace(CAPS, planning=True)
+
+
+def test_complexity_sets_how_many_candidates_are_planned() -> None:
+    def planned(**fields: Any) -> Any:
+        return resolve({"prompt": "a cat", "model": "gpt-image-2.6-flare", **fields}, CATALOGUE, PLANS, seed=1)
+
+    assert [planned(complexity=c).params.plan_candidates for c in ("low", "medium", "high")] == [1, 4, 8]
+    assert (planned().complexity, planned().params.plan_candidates) == ("low", 1)  # the configured default
+    assert planned(complexity="high").params.batch_key() != planned().params.batch_key()  # costed apart
+    assert ok(model="gpt-image-2", complexity="low").params.plan_candidates == 1  # low needs no planning
+    err = bad("complexity", model="gpt-image-2", complexity="medium")
+    assert "draws without planning" in err.message  # CAPS' engine cannot plan
+    assert bad("complexity", model="dall-e-3", complexity="low").code == "unsupported_parameter"
+
+
+def test_a_model_configured_with_a_default_complexity_plans_when_it_is_omitted() -> None:
+    entry = CATALOGUE.models["gpt-image-2"].model_copy(update={"complexity": "medium"})
+    catalogue = dataclasses.replace(CATALOGUE, models={**CATALOGUE.models, "gpt-image-2": entry})
+    r = resolve({"prompt": "a", "model": "gpt-image-2"}, catalogue, PLANS, seed=1)
+    assert (r.complexity, r.params.plan_candidates) == ("medium", 4)
+    r = resolve({"prompt": "a", "model": "gpt-image-2", "complexity": "low"}, catalogue, PLANS, seed=1)
+    assert r.params.plan_candidates == 1
+
+
+@pytest.mark.parametrize("field,value", [("quality", "xhigh"), ("quality", "max"), ("complexity", "high"),
+                                         ("frame_count", 4), ("svg", {})])  # fmt: skip
+def test_the_newest_gpt_only_fields_make_an_omitted_model_a_gpt_model(field: str, value: Any) -> None:
+    assert choose_model({"prompt": "a", field: value}) == "gpt-image-1"
+    assert choose_model({"prompt": "a", field: value}, "gpt-image-2.5-flare") == "gpt-image-2.5-flare"

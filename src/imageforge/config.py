@@ -313,6 +313,9 @@ class ModelEntry(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
     replicas: ReplicaOptions = Field(default_factory=ReplicaOptions)
+    # The complexity a request that leaves it out gets (OpenAI: "the image model's configured default"); above
+    # "low" it needs an engine that plans (capabilities.planning), checked when the engine is created.
+    complexity: Literal["low", "medium", "high"] = "low"
 
     def engine_key(self) -> str:
         """Entries with equal keys share one engine instance (one copy of the weights)."""

@@ -70,6 +70,12 @@ class Metrics:
             ["engine"],
             registry=r,
         )
+        self.plan_drafts = Counter(
+            "imageforge_plan_drafts",
+            "Candidate drafts that planning (complexity medium/high) ran before drawing, by model",
+            ["model"],
+            registry=r,
+        )
         self.cancelled_steps = Counter(
             "imageforge_cancelled_steps",
             "Denoising steps run for images whose request was already cancelled (wasted work)",

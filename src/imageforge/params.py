@@ -41,6 +41,7 @@ class BatchKey:
     mode: GenerationMode
     strength: float
     negative_prompt: bool  # engines condition the unguided branch differently with one
+    plan_candidates: int = 1  # planning work differs (and is costed apart) by the number of candidates
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,16 @@ class GenerationParams:
     reference_images: tuple[Image, ...] = field(default=(), compare=False)  # only with an init_image
     strength: float = 1.0  # share of the noise schedule re-run over the init image (img2img/inpaint)
     request_id: str = ""
-    # The n images are the frames of one looping animation (output_format "gif"): frame i starts from the noise
-    # cos(t) z(seed) + sin(t) z(seed + 1), t = 2 pi i / n, a closed circle through noise space (every point is
-    # still unit Gaussian noise), and everything else the engine chooses by seed (references) uses ``seed``, so the
-    # subject stays while the drawing moves. Frame 0 is the still image ``seed`` gives.
-    animation: bool = False
+    # Animations (output_format "gif"): with ``frames`` > 0 the n images are n // frames looping animations of
+    # ``frames`` frames each. Animation a's subject seed is s = seed + a * frames; its frame f starts from the noise
+    # cos(t) z(s) + sin(t) z(s + 1), t = 2 pi f / frames, a closed circle through noise space (every point is still
+    # unit Gaussian noise), and everything else the engine chooses by seed (references) uses s, so the subject
+    # stays while the drawing moves. Frame 0 is the still image seed s gives.
+    frames: int = 0
+    # Planning (the API's ``complexity``): before drawing, an engine with ``capabilities.planning`` drafts this many
+    # candidate starts per image (or per animation) and draws the one that its own model scores as the best fit to
+    # the prompt; 1 draws from the seed directly.
+    plan_candidates: int = 1
 
     def __post_init__(self) -> None:
         # Engines trust these invariants; validation is what reports them to clients with a named parameter.
@@ -87,8 +93,10 @@ class GenerationParams:
             raise ValueError("reference_images need an init_image (they are an edit's further input images)")
         if not 0.0 < self.strength <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {self.strength}")
-        if self.animation and self.n < 2:
-            raise ValueError("an animation needs at least 2 frames (n)")
+        if self.frames < 0 or self.frames == 1 or (self.frames and self.n % self.frames):
+            raise ValueError(f"frames must be 0 or at least 2 and divide n; got frames={self.frames}, n={self.n}")
+        if self.plan_candidates < 1:
+            raise ValueError(f"plan_candidates must be at least 1, got {self.plan_candidates}")
         if self.init_image is not None and int(self.steps * self.strength) < 1:
             raise ValueError(f"steps * strength must be at least 1 (steps={self.steps}, strength={self.strength})")
 
@@ -106,13 +114,30 @@ class GenerationParams:
             return self.steps
         return int(self.steps * self.strength)
 
+    @property
+    def animation(self) -> bool:
+        return self.frames > 0
+
+    def subject_seed(self, image: int) -> int:
+        """The seed image ``image`` is drawn from: its own (seed + image), or its animation's subject seed."""
+        if not self.frames:
+            return self.seed + image
+        return self.seed + (image // self.frames) * self.frames
+
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.n)]
 
     def batch_key(self) -> BatchKey:
         strength = self.strength if self.mode != "text2img" else 1.0
         return BatchKey(
-            self.width, self.height, self.steps, self.guidance_scale, self.mode, strength, bool(self.negative_prompt)
+            self.width,
+            self.height,
+            self.steps,
+            self.guidance_scale,
+            self.mode,
+            strength,
+            bool(self.negative_prompt),
+            self.plan_candidates,
         )
 
 
@@ -124,6 +149,7 @@ class GenerationResult:
     seeds: tuple[int, ...]
     steps: int
     prompt: str  # the prompt the engine actually conditioned on (after any truncation it reports)
+    drafts: int = 0  # candidate drafts planning ran for this request (plan_candidates per image or animation)
 
 
 @dataclass(frozen=True)
@@ -169,5 +195,7 @@ class EngineCapabilities:
     # engine that uses more (as references, ``GenerationParams.reference_images``) says so. More are refused with
     # a 400 naming this limit, never dropped.
     input_images: int = 1
-    # The engine honours ``GenerationParams.animation`` (a noise walk); without it GIF output is refused.
+    # The engine honours ``GenerationParams.frames`` (a noise walk); without it GIF output is refused.
     animation: bool = False
+    # The engine honours ``GenerationParams.plan_candidates`` (complexity medium/high); without it they are refused.
+    planning: bool = False

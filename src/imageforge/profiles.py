@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 __all__ = ["PROFILES", "CustomSizeRule", "Profile", "get_profile"]
 
-_GPT_PARAMS = frozenset({"background", "moderation", "output_format", "output_compression", "stream", "partial_images"})
+_GPT_PARAMS = frozenset(
+    {"background", "moderation", "output_format", "output_compression", "stream", "partial_images", "complexity"}
+)
 _GPT_SIZES = ("1024x1024", "1536x1024", "1024x1536")
 
 

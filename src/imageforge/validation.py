@@ -23,14 +23,19 @@ from imageforge.protocol.images import ImageGenerateRequest, parse_request
 __all__ = ["HANDLED_FIELDS", "Moderation", "Quality", "ResolvedRequest", "choose_model", "parse_size", "resolve"]
 
 HANDLED_FIELDS = frozenset(ImageGenerateRequest.model_fields)
-# Parameters whose presence makes an omitted model a GPT image model (reference §1.4).
-_GPT_TRIGGERS = frozenset({"background", "moderation", "output_format", "output_compression", "partial_images"})
+# Parameters whose presence makes an omitted model a GPT image model (reference §1.4), and the newest SDK's GPT-only
+# ones (§10), which no DALL·E model takes either.
+_GPT_TRIGGERS = frozenset({"background", "moderation", "output_format", "output_compression", "partial_images",
+                           "complexity", "frame_count", "frame_duration_ms", "svg"})  # fmt: skip
+_GPT_QUALITIES = ("low", "medium", "high", "xhigh", "max")
 # Per-model optional parameters: refused (named) when the model's profile does not list them.
 _PROFILE_PARAMS = (
     "background", "moderation", "output_format", "output_compression", "response_format", "style", "partial_images",
+    "complexity",
 )  # fmt: skip
-# Newest-SDK parameters and model families (reference §10) no profile supports yet: a named 400, never ignored.
-_NOT_YET_PARAMS = ("complexity",)
+# complexity -> candidate starts an engine drafts and scores per image before drawing (GenerationParams.
+# plan_candidates); "low" draws from the seed directly. docs/api.md has the table.
+COMPLEXITY_CANDIDATES = {"low": 1, "medium": 4, "high": 8}
 _GIF_FRAMES = (2, 16)  # OpenAI's frame_count range (default 9)
 _GIF_DEFAULT_FRAMES = 9
 _SIZE = re.compile(r"^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$")
@@ -63,9 +68,10 @@ class ResolvedRequest:
     partial_images: int = 0
     stream: bool = False
     safety_identifier: str | None = None  # as given (echoed in responses)
-    frame_count: int | None = None  # gif: the animation's frames (params.n of them); None for other formats
+    frame_count: int | None = None  # gif: frames per animation (params.n = n gifs x frames); None otherwise
     frame_duration_ms: int = DEFAULT_FRAME_MS  # gif: each frame's delay, as the file stores it (10 ms steps)
     svg_detail: str = "medium"  # svg: the tracer's preset (imaging/svg.py), from svg.reasoning.effort
+    complexity: str = "low"  # as given, else the model's configured default (planning: params.plan_candidates)
 
 
 def choose_model(fields: Mapping[str, Any], default_gpt_model: str = "gpt-image-1") -> str:
@@ -76,7 +82,7 @@ def choose_model(fields: Mapping[str, Any], default_gpt_model: str = "gpt-image-
             raise InvalidRequestError("model must be a non-empty string.", param="model")
         return model
     gpt_only = any(fields.get(k) is not None for k in _GPT_TRIGGERS) or fields.get("stream") is True
-    gpt_only |= fields.get("quality") in ("low", "medium", "high")
+    gpt_only |= fields.get("quality") in _GPT_QUALITIES
     gpt_only |= fields.get("size") in ("1536x1024", "1024x1536")
     return default_gpt_model if gpt_only else "dall-e-2"
 
@@ -126,11 +132,6 @@ def _choice(value: Any, allowed: tuple[str, ...], name: str, model: str) -> str:
 
 
 def _check_model_params(req: ImageGenerateRequest, model: str, profile: Profile) -> None:
-    for name in _NOT_YET_PARAMS:
-        if getattr(req, name) is not None:
-            raise UnsupportedParameterError(
-                f"'{name}' is not supported by any model this server serves yet.", param=name
-            )
     for name in _PROFILE_PARAMS:
         if getattr(req, name) is None or name in profile.params:
             continue
@@ -198,7 +199,7 @@ def resolve(
     # 4. Output: format, compression, background, response format.
     formats = ("png", "jpeg", "webp", "gif", "svg")
     output_format = _choice(req.output_format or "png", formats, "output_format", model)
-    frames, frame_ms = _animation(req, output_format, n, caps, model)
+    frames, frame_ms = _animation(req, output_format, caps, model)
     svg_detail = _vector(req, output_format, n)
     compression = req.output_compression
     if compression is not None and not 0 <= compression <= 100:
@@ -238,6 +239,7 @@ def resolve(
             code="invalid_value",
         )
     end_user = req.safety_identifier or req.user or None
+    complexity, candidates = _planning(req.complexity, catalogue.entry(model).complexity, caps, model)
 
     params = GenerationParams(
         prompt=prompt,
@@ -245,8 +247,9 @@ def resolve(
         height=height,
         steps=steps,
         seed=secrets.randbelow(2**31) if seed is None else seed,
-        n=frames or n,  # a gif's frames are the images the engine draws
-        animation=frames is not None,
+        n=n * (frames or 1),  # a gif's frames are images the engine draws
+        frames=frames or 0,
+        plan_candidates=candidates,
         background=cast(Background, background),
         request_id=request_id,
     )
@@ -268,7 +271,21 @@ def resolve(
         frame_count=frames,
         frame_duration_ms=frame_ms,
         svg_detail=svg_detail,
+        complexity=complexity,
     )
+
+
+def _planning(given: str | None, default: str, caps: EngineCapabilities, model: str) -> tuple[str, int]:
+    """(complexity, candidates to draft per image): the request's, else the model's configured default."""
+    complexity = _choice(default if given is None else given, tuple(COMPLEXITY_CANDIDATES), "complexity", model)
+    candidates = COMPLEXITY_CANDIDATES[complexity]
+    if candidates > 1 and not caps.planning:
+        raise UnsupportedParameterError(
+            f"complexity '{complexity}' is not supported by the engine serving {model}: it draws without planning. "
+            "Send complexity 'low' (or leave it out).",
+            param="complexity",
+        )
+    return complexity, candidates
 
 
 # svg.reasoning.effort (the SDK's values) -> how closely the tracer follows the image (imaging/svg.py presets).
@@ -313,7 +330,7 @@ def _vector(req: ImageGenerateRequest, output_format: str, n: int) -> str:
 
 
 def _animation(
-    req: ImageGenerateRequest, output_format: str, n: int, caps: EngineCapabilities, model: str
+    req: ImageGenerateRequest, output_format: str, caps: EngineCapabilities, model: str
 ) -> tuple[int | None, int]:
     """A gif's (frame count, delay per frame in ms) by OpenAI's rules; (None, default) for other formats, where
     the gif fields are refused."""
@@ -334,12 +351,6 @@ def _animation(
             raise InvalidRequestError(
                 f"'{name}' is not supported with output_format 'gif'.", param=name, code="invalid_value"
             )
-    if n != 1:
-        raise InvalidRequestError(
-            f"Invalid 'n': {n}. This server makes one gif per request (n=1); its frames are frame_count.",
-            param="n",
-            code="invalid_value",
-        )
     frames = _GIF_DEFAULT_FRAMES if req.frame_count is None else req.frame_count
     lo, hi = _GIF_FRAMES
     if not lo <= frames <= hi:

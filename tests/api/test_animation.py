@@ -38,6 +38,15 @@ def test_a_gif_generation_is_an_animation_of_the_prompt(server: Server) -> None:
     assert r.usage is not None and r.usage.output_tokens > 0
 
 
+def test_n_gifs_are_n_different_animations(server: Server) -> None:
+    r = server.client().images.generate(model="gpt-image-2.6-flare", prompt="a yellow star", quality="low",
+                                        output_format="gif", frame_count=2, n=2)  # fmt: skip
+    assert len(r.data) == 2
+    (first, a), (second, b) = _frames(r.data[0].b64_json), _frames(r.data[1].b64_json)
+    assert first.n_frames == second.n_frames == 2
+    assert float(np.abs(a[0] - b[0]).mean()) > 0.5, "each gif is its own animation (its own subject seed)"
+
+
 def test_a_gif_edit_animates_the_edited_image(server: Server) -> None:
     base = server.client().images.generate(model="gpt-image-1", prompt="a blue star", quality="low")
     png = base64.b64decode(str(base.data[0].b64_json))
@@ -65,7 +74,7 @@ def test_a_gif_edit_animates_the_edited_image(server: Server) -> None:
         ("frame_duration_ms", {"frame_duration_ms": 0}),
         ("output_compression", {"output_compression": 80}),
         ("partial_images", {"partial_images": 1}),
-        ("n", {"n": 2}),
+        ("n", {"n": 11}),
     ],
 )
 def test_gif_refusals_are_named_400s(server: Server, param: str, kwargs: dict[str, object]) -> None:

@@ -38,9 +38,10 @@ MODELS = {
 CATALOGUE = "include_defaults = false\n" + "".join(
     f'[models."{model}"]\nengine = "fake"\nprofile = "{profile}"\n' for model, profile in MODELS.items()
 )
-# A model whose engine animates, so gif requests reach their own rules (frame_count, frame_duration_ms).
+# A model whose engine animates and plans, so gif requests reach their own rules (frame_count, frame_duration_ms)
+# and complexity medium/high is served rather than refused.
 CATALOGUE += '[models."gpt-image-2.5-flare"]\nengine = "fake"\nprofile = "gpt-image-2.5-flare"\n'
-CATALOGUE += "options = { animation = true }\n"
+CATALOGUE += "options = { animation = true, planning = true }\n"
 
 # JSON fragments, inserted as they are (not re-encoded): the classes that once answered 5xx, and their kin.
 HOSTILE = [

@@ -79,7 +79,8 @@ def test_the_readme_node_example(server: Server, node_sdk: Path, tmp_path: Path)
 
 
 def test_openai_node_newest_calls(server: Server, node_sdk: Path, tmp_path: Path) -> None:
-    """openai-node 7.59: the 2.5/2.6 ids (a dated snapshot too), quality xhigh, gif, svg and a markup edit."""
+    """openai-node 7.59: the 2.5/2.6 ids (a dated snapshot too), quality xhigh, complexity, gif (two in one call),
+    svg and a markup edit."""
     import xml.etree.ElementTree as ET
 
     made = server.client().images.generate(model="gpt-image-1", prompt="a green hill", quality="low")
@@ -90,13 +91,18 @@ def test_openai_node_newest_calls(server: Server, node_sdk: Path, tmp_path: Path
     buf = io.BytesIO()
     markup.save(buf, format="PNG")
     (tmp_path / "markup.png").write_bytes(buf.getvalue())
+    drafts = server.metric("imageforge_plan_drafts_total", model="gpt-image-2.6-sunburst")
     done = subprocess.run(["node", str(node_sdk.parent / "newest.mjs"), server.v1, str(picture),
                            str(tmp_path / "markup.png")], capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
     assert out["xhigh"]["quality"] == "xhigh" and decode_b64(out["xhigh"]["b64"][0])[0].size == (1024, 1024)
-    gif, _ = decode_b64(out["gif"]["b64"][0])
-    assert (gif.format, gif.n_frames, gif.info["duration"], out["gif"]["output_format"]) == ("GIF", 3, 150, "gif")
+    assert decode_b64(out["complexity"]["b64"][0])[0].size == (1024, 1024)
+    assert server.metric("imageforge_plan_drafts_total", model="gpt-image-2.6-sunburst") - drafts == 8, "planned"
+    assert out["gif"]["n"] == 2
+    for b64 in out["gif"]["b64"]:
+        gif, _ = decode_b64(b64)
+        assert (gif.format, gif.n_frames, gif.info["duration"], out["gif"]["output_format"]) == ("GIF", 3, 150, "gif")
     root = ET.fromstring(base64.b64decode(out["svg"]["b64"][0]))
     assert root.tag == "{http://www.w3.org/2000/svg}svg" and out["svg"]["svg_usage"]["model"] == "vtracer"
     edited, _ = decode_b64(out["markup"]["b64"][0])

@@ -90,7 +90,7 @@ def test_an_animation_walks_smoothly_through_noise_from_the_still_image(engine: 
     and the last frame leads back to the first (a loop has no jump); batching changes nothing."""
     common = {"prompt": "a red apple", "width": 64, "height": 64, "steps": 8, "seed": 11}
     still = engine.generate([GenerationParams(**common)])[0].images[0]
-    walk = GenerationParams(**common, n=8, animation=True)
+    walk = GenerationParams(**common, n=8, frames=8)
     frames = engine.generate([walk])[0].images
     assert len(frames) == 8
     assert max_diff(frames[0], still) == 0
@@ -121,3 +121,70 @@ def test_the_svg_of_a_drawing_resembles_the_drawing(engine: EmbeddedEngine) -> N
         errors[detail] = _mean_diff(back.convert("RGB"), raster)
     assert errors["high"] <= errors["low"] + 0.5, errors
     assert errors["medium"] < 12, errors  # mean error out of 255 per channel, measured ~5-9 on this art
+
+
+def test_planning_draws_the_candidate_its_model_scores_best(
+    engine: EmbeddedEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """complexity: every image is drafted from plan_candidates starts (candidate 0 is the seed itself), the
+    drafts are scored by the model's own prompt likelihood, and the image is drawn from the best start, exactly
+    as that start draws unplanned. An animation plans its subject once; its frames share the winner."""
+    from imageforge.engines.embedded.engine import PLAN_STRIDE
+
+    scores: list[list[float]] = []
+    score = engine._sampler.alignment
+
+    def recording(*args: object, **kwargs: object) -> object:
+        out = score(*args, **kwargs)
+        scores.append(out.tolist())
+        return out
+
+    monkeypatch.setattr(engine._sampler, "alignment", recording)
+    common = {"prompt": "a red apple", "width": 64, "height": 64, "steps": 4}
+    planned = engine.generate([GenerationParams(**common, seed=11, n=2, plan_candidates=4)])[0]
+    assert planned.drafts == 8 and planned.seeds == (11, 12)
+    table = np.array([s for part in scores for s in part]).reshape(2, 4)  # image-major, candidate-minor
+    assert len(set(table.flatten().tolist())) == 8, "every candidate is a different draft"
+    for image, seed in enumerate((11, 12)):
+        best = int(table[image].argmax())
+        alone = engine.generate([GenerationParams(**common, seed=seed + best * PLAN_STRIDE)])[0].images[0]
+        assert max_diff(planned.images[image], alone) <= 2, (image, best)  # float rounding of a smaller batch
+    scores.clear()
+    walk = engine.generate([GenerationParams(**common, seed=11, n=3, frames=3, plan_candidates=4)])[0]
+    assert walk.drafts == 4 and len(walk.images) == 3
+    assert max_diff(walk.images[0], planned.images[0]) <= 2, "frame 0 is the planned still of the same seed"
+    assert engine.generate([GenerationParams(**common, seed=11)])[0].drafts == 0
+
+
+def test_planning_is_cancelled_before_anything_is_drawn(engine: EmbeddedEngine) -> None:
+    from imageforge.errors import GenerationCancelled
+
+    steps: list[int] = []
+    p = GenerationParams(prompt="a red apple", width=64, height=64, steps=8, seed=1, plan_candidates=8)
+    with pytest.raises(GenerationCancelled):
+        engine.generate([p], on_step=lambda st: steps.append(st.step), cancelled=lambda: True)
+    assert steps == []
+
+
+def test_the_planning_score_prefers_a_drawing_of_the_prompt(engine: EmbeddedEngine) -> None:
+    """Sampler.alignment, the score planning ranks drafts by: under "a red apple", the model's own apple scores
+    above its car, and both above an empty (fully transparent) picture."""
+    import torch
+
+    sampler = engine._sampler
+    drawn = []
+    for prompt in ("a red apple", "a blue car"):
+        cond = engine._text.encode([prompt])
+        concept = engine._concept(prompt)
+        refs = engine._reference_tensor([concept], [4], [prompt])
+        init, schedule, strength = engine._schedule(10, 1.0, None, refs, [prompt])
+        for st in sampler.run(cond, engine._uncond, [4], schedule, 3.0, init, None, strength, refs):
+            last = st.sample
+        drawn.append(last[0])
+    blank = torch.full_like(drawn[0], -1.0)
+    prompt = "a red apple"
+    cond = engine._text.encode([prompt] * 3)
+    refs = engine._reference_tensor([engine._concept(prompt)] * 3, [4, 4, 4], [prompt] * 3)
+    apple, car, empty = sampler.alignment(torch.stack([*drawn, blank]), cond, engine._uncond, refs).tolist()
+    assert apple > car > empty or apple > empty > car, (apple, car, empty)
+    assert apple > car and apple > empty

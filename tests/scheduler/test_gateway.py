@@ -240,3 +240,20 @@ def test_an_unknown_model_is_refused(make_gateway: Callable[..., Any]) -> None:
     with pytest.raises(ModelNotFoundError):
         gateway.admit("no-such-model", None)
     assert gateway.capabilities(MODEL) == engine_of(gateway).capabilities
+
+
+def test_a_default_complexity_above_low_needs_an_engine_that_plans(tmp_path: Path) -> None:
+    from imageforge.errors import ConfigurationError
+
+    settings = Settings(data_dir=tmp_path, warmup=False)
+    for planning, fails in ((False, True), (True, False)):
+        entry = ModelEntry(engine="fake", profile="imageforge", options={"planning": planning}, complexity="high")
+        pool = EnginePool(Catalogue({MODEL: entry}), settings, Metrics())
+        try:
+            if fails:
+                with pytest.raises(ConfigurationError, match="complexity"):
+                    pool.worker(MODEL)
+            else:
+                assert pool.capabilities(MODEL).planning
+        finally:
+            pool.close()

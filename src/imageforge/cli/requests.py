@@ -14,7 +14,7 @@ from imageforge.imaging.uploads import UploadedFile
 
 __all__ = ["EditFiles", "preview_count", "read_edit_files", "request_fields"]
 
-_FLAG_FIELDS = ("size", "quality", "background", "output_compression", "n")
+_FLAG_FIELDS = ("size", "quality", "background", "complexity", "output_compression", "n")
 
 
 def request_fields(ns: argparse.Namespace, model: str, fmt: str, *, gpt: bool) -> dict[str, Any]:

@@ -160,5 +160,9 @@ def raise_if_cancelled(cancelled: Cancelled, step: int) -> None:
         raise GenerationCancelled(f"generation cancelled after {step} step(s)")
 
 
-def make_result(p: GenerationParams, images: Sequence[Any], prompt: str | None = None) -> GenerationResult:
-    return GenerationResult(images=tuple(images), seeds=tuple(p.seeds()), steps=p.steps, prompt=prompt or p.prompt)
+def make_result(
+    p: GenerationParams, images: Sequence[Any], prompt: str | None = None, drafts: int = 0
+) -> GenerationResult:
+    return GenerationResult(
+        images=tuple(images), seeds=tuple(p.seeds()), steps=p.steps, prompt=prompt or p.prompt, drafts=drafts
+    )

@@ -47,6 +47,7 @@ class FakeEngine:
         quality_steps: dict[str, int] | None = None,
         drops_requests: bool = True,
         animation: bool = False,
+        planning: bool = False,
     ) -> None:
         self.step_delay = step_delay
         self.fail_on = fail_on
@@ -70,6 +71,9 @@ class FakeEngine:
             drops_requests=drops_requests,  # False: behaves like an engine that cannot shrink a batch
             # True: accepts gif requests; its frames are simply the images of seeds seed + i (no smooth walk).
             animation=animation,
+            # True: accepts complexity medium/high, and draws each image from its last candidate start (it has no
+            # model to score candidates with; enough for the server's own logic to be tested).
+            planning=planning,
         )
 
     @property
@@ -130,7 +134,9 @@ def _preview(
 
 
 def _images(p: GenerationParams, progress: float) -> list[Image.Image]:
-    return [_render(p, seed, progress) for seed in p.seeds()]
+    plan = (p.plan_candidates - 1) * 0x9E3779B1  # a planned image starts from its last candidate (as embedded)
+    return [_render(p, p.subject_seed(i) + plan if p.plan_candidates > 1 else seed, progress)
+            for i, seed in enumerate(p.seeds())]  # fmt: skip
 
 
 def _render(p: GenerationParams, seed: int, progress: float) -> Image.Image:

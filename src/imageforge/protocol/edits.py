@@ -73,7 +73,8 @@ class ImageEditRequest(BaseModel):
     # The JSON form's images (the multipart form uploads files instead).
     images: list[ImageRef] | None = Field(default=None, max_length=16)
     mask: ImageRef | None = None
-    # Newest-SDK fields: frame_count and frame_duration_ms are gif's; complexity and svg are refused (named 400).
+    # Newest-SDK fields, validated as the generation's are (validation.resolve): complexity, gif's frame_count and
+    # frame_duration_ms, and svg's options.
     complexity: SkipJsonSchema[StrictStr | None] = None
     frame_count: SkipJsonSchema[StrictInt | None] = None
     frame_duration_ms: SkipJsonSchema[StrictInt | None] = None

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
-from pydantic.json_schema import SkipJsonSchema
 
 from imageforge.protocol.parsing import raise_validation_error
 
@@ -80,9 +79,9 @@ class ImageGenerateRequest(BaseModel):
     svg: dict[str, Any] | None = None
     """output_format svg: ``{"model": str, "reasoning": {"effort": none|minimal|low|medium|high|xhigh|max}}``;
     the effort sets how closely the tracer follows the image."""
-    # Sent by the newest SDK (reference §10) and not served yet: refused with a named 400, so the served schema
-    # leaves it out.
-    complexity: SkipJsonSchema[StrictStr | None] = None
+    complexity: StrictStr | None = _values("low", "medium", "high")
+    """Planning before drawing, independent of quality: ``low`` draws from the seed, ``medium`` and ``high``
+    draft 4 and 8 candidates and draw the one the model finds fits the prompt best (engines that plan only)."""
 
 
 def parse_request(fields: Mapping[str, Any]) -> ImageGenerateRequest:

@@ -33,7 +33,7 @@ from imageforge.params import BatchKey
 __all__ = ["CostModel", "denoising_steps"]
 
 _ALPHA = 0.3  # weight of the newest observation: a few calls follow a change of load, one outlier does not rule
-Shape = tuple[int, int, str, float | None, bool]  # a batch key without its steps (width, height, mode, ...)
+Shape = tuple[int, int, str, float | None, bool, int]  # a batch key without its steps (width, height, mode, ...)
 
 
 def denoising_steps(key: BatchKey) -> int:
@@ -42,7 +42,8 @@ def denoising_steps(key: BatchKey) -> int:
 
 
 def _shape(key: BatchKey) -> Shape:
-    return key.width, key.height, key.mode, key.guidance_scale, key.negative_prompt
+    # Planning's drafts are work per image beyond the steps: a planned shape has its own per-step rate.
+    return key.width, key.height, key.mode, key.guidance_scale, key.negative_prompt, key.plan_candidates
 
 
 def _ema(old: float | None, new: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from imageforge.config import Catalogue, Settings
 from imageforge.engines.registry import create_engine
+from imageforge.errors import ConfigurationError
 from imageforge.metrics import Metrics
 from imageforge.params import EngineCapabilities
 from imageforge.scheduler.worker import EngineWorker
@@ -42,6 +43,11 @@ class EnginePool:
                 metrics=self.metrics,
             )
             self._workers[key] = worker
+        if entry.complexity != "low" and not worker.capabilities.planning:
+            raise ConfigurationError(
+                f"models.{model_id}.complexity is {entry.complexity!r}, but its engine ({entry.engine}) does not "
+                "plan: only 'low' can be its default"
+            )
         self._by_model[model_id] = worker
         return worker
 

@@ -660,6 +660,8 @@ class EngineWorker:
         else:
             outcome = "error"
         self.metrics.images.labels(job.model or self.name, outcome).inc(job.params.n)
+        if result is not None and result.drafts:
+            self.metrics.plan_drafts.labels(job.model or self.name).inc(result.drafts)
         try:
             if exc is None:
                 job.future.set_result(result)  # type: ignore[arg-type]

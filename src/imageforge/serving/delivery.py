@@ -68,8 +68,11 @@ class Delivery:
     ) -> list[DeliveredImage]:
         """Moderate and encode ``images``; base64 text, or stored and linked (``b64=False``)."""
         level = level_of(r.moderation)
-        if r.output_format == "gif":  # the images are one animation's frames: one file (every frame moderated)
-            jobs = [self.encoder.run(list(images), "gif", None, as_b64=b64, frame_duration_ms=r.frame_duration_ms)]
+        if r.frame_count:  # gif: the images are the frames of n animations, one file each (every frame moderated)
+            frames = r.frame_count
+            jobs = [self.encoder.run(list(images[i : i + frames]), "gif", None, as_b64=b64,
+                                     frame_duration_ms=r.frame_duration_ms)
+                    for i in range(0, len(images), frames)]  # fmt: skip
         else:
             jobs = [self.encoder.run(im, r.output_format, r.output_compression, as_b64=b64, svg_detail=r.svg_detail)
                     for im in images]  # fmt: skip

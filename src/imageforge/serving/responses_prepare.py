@@ -41,7 +41,7 @@ from imageforge.serving.conversation import (
 from imageforge.serving.planners import Plan, PlanContext, PlannerRouter
 from imageforge.serving.usage import TokenCounter
 from imageforge.storage.responses import ResponseStore
-from imageforge.validation import ResolvedRequest, resolve
+from imageforge.validation import COMPLEXITY_CANDIDATES, ResolvedRequest, resolve
 from imageforge.validation_edits import edit_size, edit_strength
 
 __all__ = ["PreparedResponse", "ResponsePreparer", "edit_inputs"]
@@ -134,7 +134,7 @@ class ResponsePreparer:
 
         image_model, tool_image = None, None
         if tool is not None:
-            image_model, tool_image = self._check_tool(tool, source, request_id)
+            image_model, tool_image = self._check_tool(tool, source, request_id, req.reasoning)
         offered = tool is not None and req.max_tool_calls != 0
         context = PlanContext(
             model=req.model,
@@ -240,10 +240,16 @@ class ResponsePreparer:
         return choice
 
     def _check_tool(
-        self, tool: ImageGenerationTool, source: ConversationImage | None, request_id: str
+        self,
+        tool: ImageGenerationTool,
+        source: ConversationImage | None,
+        request_id: str,
+        reasoning: dict[str, Any] | None = None,
     ) -> tuple[str, ResolvedRequest]:
         """Validate the tool's fields against its image model's rules (errors name ``tools``), once: its model id
-        and its image settings (every value decided but the prompt, which the planner writes)."""
+        and its image settings (every value decided but the prompt, which the planner writes). The image's
+        complexity is the tool's, else the response's ``reasoning.effort`` where that is a complexity the image
+        model's engine can honour, else the model's configured default."""
         model = tool.model or self.default_image_model
         action = tool.action or "auto"
         if action not in ("auto", "generate", "edit"):
@@ -282,7 +288,7 @@ class ResponsePreparer:
             "output_format": tool.output_format, "output_compression": tool.output_compression,
             "moderation": tool.moderation, "background": tool.background, "partial_images": tool.partial_images,
             "frame_count": tool.frame_count, "frame_duration_ms": tool.frame_duration_ms, "svg": tool.svg,
-            "complexity": tool.complexity,
+            "complexity": tool.complexity or self._inherited_complexity(model, reasoning),
             # The call's previews stream (the response's lifecycle events stream whatever the format); a gif or an
             # svg has no previews, as OpenAI's.
             "stream": tool.output_format not in ("gif", "svg"),
@@ -294,6 +300,14 @@ class ResponsePreparer:
             raise type(exc)(f"Invalid image_generation tool (tools[0]): {exc.message}", param="tools",
                             code=exc.code) from None  # fmt: skip
         return model, resolved
+
+    def _inherited_complexity(self, model: str, reasoning: dict[str, Any] | None) -> str | None:
+        effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+        if not isinstance(effort, str) or effort not in COMPLEXITY_CANDIDATES:
+            return None  # none, minimal, xhigh...: not a complexity, so the model's default applies
+        if COMPLEXITY_CANDIDATES[effort] > 1 and not self.caps(model).planning:
+            return None
+        return effort
 
     def image_request(self, p: PreparedResponse, plan: Plan) -> ResolvedRequest:
         """The image request a plan makes: the tool's settings (resolved once, in prepare), the plan's prompt

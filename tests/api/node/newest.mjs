@@ -1,5 +1,5 @@
 // The newest openai-node (7.59) calls against a running ImageForge: the gpt-image-2.5/2.6 ids, quality xhigh,
-// gif and svg output, and a markup edit. Prints one JSON summary; tests/api/test_node_sdk.py checks it.
+// complexity, gif and svg output (two gifs in one call), and a markup edit. Prints one JSON summary; tests/api/test_node_sdk.py checks it.
 import { readFileSync } from "node:fs";
 import OpenAI, { toFile } from "openai";
 
@@ -13,9 +13,12 @@ const out = {};
 out.xhigh = summary(await client.images.generate({
   model: "gpt-image-2.5-sunburst-2026-09-08", prompt: "a red apple", quality: "xhigh", size: "1024x1024",
 }));
+out.complexity = summary(await client.images.generate({
+  model: "gpt-image-2.6-sunburst", prompt: "a blue heart", quality: "low", complexity: "high",
+}));
 out.gif = summary(await client.images.generate({
   model: "gpt-image-2.6-flare", prompt: "a red apple", quality: "low", output_format: "gif", frame_count: 3,
-  frame_duration_ms: 150,
+  frame_duration_ms: 150, n: 2,
 }));
 out.svg = summary(await client.images.generate({
   model: "gpt-image-2.5-flare", prompt: "a green leaf", quality: "low", output_format: "svg",

@@ -78,6 +78,7 @@ class EmbeddedEngine:
             # is loaded above, so a text-only model, k = 0, takes the one image only).
             input_images=1 + self.config.reference_images,
             animation=True,
+            planning=True,
         )
         self._text: Any = None
         self._sampler: Any = None
@@ -158,6 +159,10 @@ class EmbeddedEngine:
             """Steps this call runs: those done, ``left`` more in pass ``index``, all of each later live pass."""
             return done + left + steps_per_chunk * sum(1 for c in chunks[index + 1 :] if live(c))
 
+        # Where each image starts: its subject seed, or (complexity) the candidate planning found best.
+        starts = {(r, i): p.subject_seed(i) for r, p in enumerate(batch) for i in range(p.n)}
+        if p0.plan_candidates > 1:
+            starts.update(self._plan(batch, embeds, negatives, inits, given, concepts, guidance, cancelled))
         current: dict[tuple[int, int], Any] = {}
         drop_cancelled()
         for index, chunk in enumerate(chunks):
@@ -167,22 +172,14 @@ class EmbeddedEngine:
             cond = _stack_rows([embeds[s.request] for s in active])
             uncond = _stack_rows([negatives[s.request] for s in active]) if p0.negative_prompt else self._uncond
             init, mask = _stack_inits([inits[s.request] for s in active])
-            seeds = [batch[s.request].seed + s.image for s in active]
             prompts = [batch[s.request].prompt for s in active]
-            # An animation's frames share its first frame's choices (one subject); only their noise walks.
-            chosen = [batch[s.request].seed if batch[s.request].animation else seed
-                      for s, seed in zip(active, seeds, strict=True)]  # fmt: skip
+            # An animation's frames share its subject's choices (references); only their noise walks.
+            seeds = [starts[s.request, s.image] for s in active]
             refs = self._reference_tensor(
-                [concepts[s.request] for s in active], chosen, prompts, [given[s.request] for s in active]
+                [concepts[s.request] for s in active], seeds, prompts, [given[s.request] for s in active]
             )
-            noise = self._walk(batch, active) if any(batch[s.request].animation for s in active) else None
-            schedule, strength = p0.steps, p0.strength
-            if init is None and refs is not None and self.config.reference_start < 1.0:
-                init = self._reference_start(refs, prompts)
-                # Run exactly the requested number of steps (quality = network evaluations), over the tail of a
-                # longer schedule that begins at the reference_start noise level.
-                schedule = math.ceil(p0.steps / self.config.reference_start)
-                strength = (p0.steps + 0.5) / schedule  # the sampler runs int(schedule * strength) == steps
+            noise = self._noise(batch, active, seeds)
+            init, schedule, strength = self._schedule(p0.steps, p0.strength, init, refs, prompts)
             last: Any = None
             keep: list[int] | None = None
             run = self._sampler.run(cond, uncond, seeds, schedule, guidance, init, mask, strength, refs, noise)
@@ -212,9 +209,10 @@ class EmbeddedEngine:
             for k, slot in enumerate(active):
                 finals[slot.request][slot.image] = self._postprocess(batch[slot.request], last[k])
         return [
-            make_result(p, [] if r in dropped else [im for im in imgs if im is not None], self._used_prompt(p.prompt))
+            make_result(p, [] if r in dropped else [im for im in imgs if im is not None], self._used_prompt(p.prompt),
+                        drafts=_drafts(p))
             for r, (p, imgs) in enumerate(zip(batch, finals, strict=True))
-        ]
+        ]  # fmt: skip
 
     def _concept(self, prompt: str) -> int | None:
         """The nearest known concept to the prompt (retrieval conditioning), or None without an index."""
@@ -267,18 +265,84 @@ class EmbeddedEngine:
         tiles = [image_tile(im, s) for im in p.reference_images]
         return tiles_tensor(np.stack([tiles[n % len(tiles)] for n in range(k)]))
 
-    def _walk(self, batch: Sequence[GenerationParams], active: list[ImageSlot]) -> Any:
-        """The starting noise of a pass's rows: an animation's frames on their walk, other images by their seed."""
+    def _schedule(
+        self, steps: int, strength: float, init: Any, refs: Any, prompts: list[str]
+    ) -> tuple[Any, int, float]:
+        """(init, schedule length, strength) of a pass: text-to-image with references starts from their mean
+        (_reference_start) and runs exactly ``steps`` steps (quality = network evaluations) over the tail of a
+        longer schedule that begins at the reference_start noise level."""
+        if init is None and refs is not None and self.config.reference_start < 1.0:
+            schedule = math.ceil(steps / self.config.reference_start)
+            # The sampler runs int(schedule * strength) == steps.
+            return self._reference_start(refs, prompts), schedule, (steps + 0.5) / schedule
+        return init, steps, strength
+
+    def _noise(self, batch: Sequence[GenerationParams], active: list[ImageSlot], starts: list[int]) -> Any:
+        """The starting noise of a pass's rows: an animation's frames on their walk around their subject's start,
+        other images by their start seed."""
         import torch
 
         rows = []
-        for slot in active:
+        for slot, start in zip(active, starts, strict=True):
             p = batch[slot.request]
-            if p.animation:
-                rows.append(self._sampler.walk_noise(p.seed, slot.image, p.n))
+            if p.frames:
+                rows.append(self._sampler.walk_noise(start, slot.image % p.frames, p.frames))
             else:
-                rows.append(self._sampler.initial_noise([p.seed + slot.image])[0])
+                rows.append(self._sampler.initial_noise([start])[0])
         return torch.stack(rows)
+
+    def _plan(
+        self,
+        batch: Sequence[GenerationParams],
+        embeds: list[Any],
+        negatives: list[Any],
+        inits: list[tuple[Any, Any]],
+        given: list[Any],
+        concepts: list[int | None],
+        guidance: float,
+        cancelled: Cancelled,
+    ) -> dict[tuple[int, int], int]:
+        """Planning (complexity): for every image (every animation), draft ``plan_candidates`` candidate starts
+        (candidate j of subject seed s is s + j * PLAN_STRIDE, so candidate 0 is the unplanned image), each a full
+        short sampling run of PLAN_DRAFT_STEPS steps with its own noise and its own references, score the drafts
+        with the model's own prompt likelihood (Sampler.alignment), and return (request, image) -> the winning
+        start for every image. Drafts run in passes of ``max_batch`` rows; a row's score depends on its own
+        request only, so batching does not change the plan. ``cancelled`` is polled after every draft step."""
+        import torch
+
+        p0 = batch[0]
+        k = p0.plan_candidates
+        draft_steps = min(p0.steps, PLAN_DRAFT_STEPS)
+        while int(draft_steps * p0.strength) < 1:  # an edit at a low strength still drafts at least one step
+            draft_steps += 1
+        subjects = [(r, i) for r, p in enumerate(batch) for i in range(0, p.n, p.frames or 1)]
+        rows = [(r, i, batch[r].subject_seed(i) + j * PLAN_STRIDE) for r, i in subjects for j in range(k)]
+        scores: list[float] = []
+        for lo in range(0, len(rows), self._caps.max_batch):
+            part = rows[lo : lo + self._caps.max_batch]
+            requests = [r for r, _, _ in part]
+            seeds = [seed for _, _, seed in part]
+            prompts = [batch[r].prompt for r in requests]
+            cond = _stack_rows([embeds[r] for r in requests])
+            uncond = _stack_rows([negatives[r] for r in requests]) if p0.negative_prompt else self._uncond
+            init, mask = _stack_inits([inits[r] for r in requests])
+            refs = self._reference_tensor([concepts[r] for r in requests], seeds, prompts, [given[r] for r in requests])
+            init, schedule, strength = self._schedule(draft_steps, p0.strength, init, refs, prompts)
+            noise = self._sampler.initial_noise(seeds)
+            last: Any = None
+            for st in self._sampler.run(cond, uncond, seeds, schedule, guidance, init, mask, strength, refs, noise):
+                raise_if_cancelled(cancelled, 0)
+                last = st.sample
+            scores.extend(self._sampler.alignment(last, cond, uncond, refs).tolist())
+        table = torch.tensor(scores).view(len(subjects), k)
+        best = table.argmax(dim=1).tolist()
+        starts: dict[tuple[int, int], int] = {}
+        for (r, i), j in zip(subjects, best, strict=True):
+            p = batch[r]
+            for image in range(i, i + (p.frames or 1)):
+                starts[r, image] = p.subject_seed(i) + j * PLAN_STRIDE
+        log.debug("planning: %d candidates per image, chose %s (scores %s)", k, best, table.tolist())
+        return starts
 
     def _reference_tensor(
         self, concepts: list[int | None], seeds: list[int], prompts: list[str], given: list[Any] | None = None
@@ -389,6 +453,14 @@ class EmbeddedEngine:
         return flatten(art, p.background)
 
 
+# Planning (GenerationParams.plan_candidates): a candidate's draft runs this many steps (fewer when the request
+# itself asks for fewer), enough for the drawing's shape, colours and layout to be settled. Candidate j of seed s
+# starts from s + j * PLAN_STRIDE. torch's CPU generator keeps only a seed's low 32 bits, so the stride is an odd
+# constant (2^32 / golden ratio) whose first multiples differ there from each other and from the few seeds
+# next to s that the request's other images use.
+PLAN_DRAFT_STEPS = 8
+PLAN_STRIDE = 0x9E3779B1
+
 # Image-to-image and inpainting from this strength on recolour the init image to the prompt's colour word
 # (_model_inputs); the Responses edits run at 0.45 and 0.7 (serving/responses.py, EDIT_STRENGTH).
 RECOLOUR_MIN_STRENGTH = 0.4
@@ -405,6 +477,11 @@ def _clean_alpha(arr: np.ndarray) -> np.ndarray:
     clean = np.clip((a - ALPHA_LOW) / (ALPHA_HIGH - ALPHA_LOW), 0.0, 1.0)
     scale = np.where(a > 1e-4, clean / np.maximum(a, 1e-4), 0.0)  # premultiplied colour follows its alpha
     return np.concatenate([np.clip(arr[..., :3] * scale, 0.0, clean), clean], axis=-1)
+
+
+def _drafts(p: GenerationParams) -> int:
+    """Candidate drafts planning runs for a request: one per candidate, per image (per animation for a gif)."""
+    return 0 if p.plan_candidates == 1 else p.plan_candidates * (p.n // (p.frames or 1))
 
 
 def _stack_rows(embeds: list[Any]) -> Any:

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Sampler", "SamplerStep"]
 
+# The noise levels (training timesteps of 1000) and the fixed probe noise of Sampler.alignment: the middle of the
+# schedule, where the prompt decides most of what the network predicts (the ends say little: near 0 the image
+# itself, near 1000 only noise).
+PROBE_LEVELS = (150, 300, 450, 600, 750)
+PROBE_SEED = 20261202
+
 
 @dataclass(frozen=True)
 class SamplerStep:
@@ -110,23 +116,12 @@ class Sampler:
                 mask = mask.expand(b, *mask.shape[1:])
 
         # 2. Conditioning for the doubled CFG batch: [uncond * B, cond * B].
-        ctx = torch.cat([uncond.tokens.expand(b, -1, -1), cond.tokens])  # (2B, T, D)
-        ctx_mask = torch.cat([uncond.mask.expand(b, -1), cond.mask])  # (2B, T)
-        pooled = torch.cat([uncond.pooled.expand(b, -1), cond.pooled])  # (2B, D); expand keeps B-row unconds
+        ctx, ctx_mask, pooled, extra = self._conditioning(cond, uncond, references, b)
         alphas_cumprod = sched.alphas_cumprod.to(self.device)
-        extra = None  # reference channels of the doubled batch, (2B, 4k, S, S)
-        if self.cfg.reference_images:
-            s, k = self.cfg.image_size, self.cfg.channels * self.cfg.reference_images
-            refs = references.to(self.device) if references is not None else torch.full((b, k, s, s), -1.0)
-            extra = torch.cat([torch.full_like(refs, -1.0), refs.to(self.device)])
 
         # 3. Denoising loop.
         for i, t in enumerate(timesteps):
-            inputs = torch.cat([x, x]) if extra is None else torch.cat([torch.cat([x, x]), extra], dim=1)
-            v = self.unet(
-                inputs, t, encoder_hidden_states=ctx, encoder_attention_mask=ctx_mask, class_labels=pooled
-            ).sample  # (2B, C, S, S)
-            v_uncond, v_cond = v.chunk(2)
+            v_uncond, v_cond = self._predict(x, t, ctx, ctx_mask, pooled, extra)
             v = v_uncond + guidance_scale * (v_cond - v_uncond)
             a_t = alphas_cumprod[t].sqrt()
             s_t = (1 - alphas_cumprod[t]).sqrt()
@@ -153,6 +148,67 @@ class Sampler:
             ctx, ctx_mask, pooled = ctx[both], ctx_mask[both], pooled[both]
             extra = extra[both] if extra is not None else None
             b = len(rows)
+
+    def _conditioning(
+        self, cond: TextEmbedding, uncond: TextEmbedding, references: torch.Tensor | None, b: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Text and reference conditioning of the doubled CFG batch, unguided rows first: token states (2B, T, D),
+        their mask, the pooled vectors and the reference channels (2B, 4k, S, S), None for a text-only model. The
+        unguided rows see blank (fully transparent) references, as in training."""
+        ctx = torch.cat([uncond.tokens.expand(b, -1, -1), cond.tokens])
+        ctx_mask = torch.cat([uncond.mask.expand(b, -1), cond.mask])
+        pooled = torch.cat([uncond.pooled.expand(b, -1), cond.pooled])  # expand keeps B-row unconds
+        extra = None
+        if self.cfg.reference_images:
+            s, k = self.cfg.image_size, self.cfg.channels * self.cfg.reference_images
+            refs = references.to(self.device) if references is not None else torch.full((b, k, s, s), -1.0)
+            extra = torch.cat([torch.full_like(refs, -1.0), refs.to(self.device)])
+        return ctx, ctx_mask, pooled, extra
+
+    def _predict(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor | int,
+        ctx: torch.Tensor,
+        ctx_mask: torch.Tensor,
+        pooled: torch.Tensor,
+        extra: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's v-prediction for ``x`` (B, C, S, S) at timestep ``t``: (unguided, conditioned)."""
+        inputs = torch.cat([x, x]) if extra is None else torch.cat([torch.cat([x, x]), extra], dim=1)
+        v = self.unet(inputs, t, encoder_hidden_states=ctx, encoder_attention_mask=ctx_mask, class_labels=pooled)
+        v_uncond, v_cond = v.sample.chunk(2)
+        return v_uncond, v_cond
+
+    @torch.inference_mode()
+    def alignment(
+        self,
+        x0: torch.Tensor,
+        cond: TextEmbedding,
+        uncond: TextEmbedding,
+        references: torch.Tensor | None = None,
+        levels: Sequence[int] = PROBE_LEVELS,
+    ) -> torch.Tensor:
+        """How much better the prompt (and its references) explains each image than no prompt does: the model's
+        own estimate of log p(prompt | image), as in Li et al. 2023 ("Your diffusion model is secretly a zero-shot
+        classifier"). Each image (B, C, S, S) in [-1, 1] is noised to every level in ``levels`` with one fixed
+        probe noise per level (the same for every row, so rows compare fairly and a row's score depends on that
+        row only), and the score is the mean over levels of ||v_uncond - v||^2 - ||v_cond - v||^2, v being the true
+        v-target. Higher: the drawing is more specific to its prompt. Returns (B,) on the CPU."""
+        b = x0.shape[0]
+        x0 = x0.to(self.device)
+        ctx, ctx_mask, pooled, extra = self._conditioning(cond, uncond, references, b)
+        alphas_cumprod = make_scheduler(self.cfg).alphas_cumprod.to(self.device)
+        score = torch.zeros(b, device=self.device)
+        probe = torch.Generator().manual_seed(PROBE_SEED)
+        c, s = self.cfg.channels, self.cfg.image_size
+        for level in levels:
+            eps = torch.randn((1, c, s, s), generator=probe).to(self.device).expand_as(x0)
+            a_t, s_t = alphas_cumprod[level].sqrt(), (1 - alphas_cumprod[level]).sqrt()
+            target = a_t * eps - s_t * x0
+            v_uncond, v_cond = self._predict(a_t * x0 + s_t * eps, level, ctx, ctx_mask, pooled, extra)
+            score += ((v_uncond - target) ** 2).mean((1, 2, 3)) - ((v_cond - target) ** 2).mean((1, 2, 3))
+        return (score / len(levels)).cpu()
 
 
 def _keep_index(keep: Sequence[int] | torch.Tensor, b: int, device: str) -> torch.Tensor:
