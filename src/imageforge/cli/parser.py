@@ -42,7 +42,7 @@ def _request_args(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--quality", help="low, medium, high, auto (standard/hd for dall-e models)")
     p.add_argument("--background", choices=["transparent", "opaque", "auto"])
     p.add_argument("--complexity", choices=["low", "medium", "high"],
-                   help="planning before drawing: 1, 4 or 8 candidate starts scored per image (default: the model's)")  # fmt: skip
+                   help="planning: 1, 4 or 8 candidate starts scored per image (default: the model's)")  # fmt: skip
     p.add_argument("--format", dest="output_format", choices=["png", "jpeg", "webp"], help="default: from -o")
     p.add_argument("--compression", dest="output_compression", type=int, help="0-100 (output_compression)")
     p.add_argument("--n", type=int, help="number of images (files get -1, -2, ... suffixes)")

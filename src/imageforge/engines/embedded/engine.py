@@ -307,7 +307,8 @@ class EmbeddedEngine:
         short sampling run of PLAN_DRAFT_STEPS steps with its own noise and its own references, score the drafts
         with the model's own prompt likelihood (Sampler.alignment), and return (request, image) -> the winning
         start for every image. Drafts run in passes of ``max_batch`` rows; a row's score depends on its own
-        request only, so batching does not change the plan. ``cancelled`` is polled after every draft step."""
+        request only, so batching changes a plan only where float rounding of another batch size flips a near
+        tie. ``cancelled`` is polled after every draft step."""
         import torch
 
         p0 = batch[0]
