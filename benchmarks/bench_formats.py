@@ -50,28 +50,24 @@ def main() -> None:
     catalogue, size = default_catalogue(), f"{args.size}x{args.size}"
     out: dict[str, Any] = {"quality": {}, "gif": {}, "svg": {}, "complexity": {}}
 
-    for complexity in ("low", "medium", "high"):
-        r = resolve({"prompt": "a red apple", "model": "gpt-image-2.5-flare", "quality": "medium", "size": size,
-                     "complexity": complexity}, catalogue, engine.capabilities, seed=7)  # fmt: skip
-        s = _median(lambda p=r.params: engine.generate([p]), args.repeats)
-        out["complexity"][complexity] = {"candidates": r.params.plan_candidates, "seconds": round(s, 3)}
-        print("complexity", complexity, out["complexity"][complexity], flush=True)
-    low = out["complexity"]["low"]["seconds"]
-    for c in ("medium", "high"):
-        out["complexity"][c]["x_low"] = round(out["complexity"][c]["seconds"] / low, 2)
+    def sweep(name: str, values: tuple[str, ...], fixed: dict[str, str]) -> None:
+        """Time one image per value of ``name`` (gpt-image-2.5-flare, as ``resolve`` makes it); each row's ratio
+        to the first value's seconds as ``x_<first>``."""
+        for value in values:
+            fields = {"prompt": "a red apple", "model": "gpt-image-2.5-flare", "size": size, **fixed, name: value}
+            r = resolve(fields, catalogue, engine.capabilities, seed=7)
+            s = _median(lambda p=r.params: engine.generate([p]), args.repeats)
+            row = {"steps": r.params.steps, "candidates": r.params.plan_candidates, "seconds": round(s, 3)}
+            out[name][value] = row
+            print(name, value, row, flush=True)
+        for value in values[1:]:
+            out[name][value][f"x_{values[0]}"] = round(out[name][value]["seconds"] / out[name][values[0]]["seconds"], 2)
+
+    sweep("complexity", ("low", "medium", "high"), {"quality": "medium"})
     if args.only == "complexity":
         print(json.dumps(out))
         return
-
-    for quality in ("high", "xhigh", "max"):
-        r = resolve({"prompt": "a red apple", "model": "gpt-image-2.5-flare", "quality": quality, "size": size},
-                    catalogue, engine.capabilities, seed=7)  # fmt: skip
-        s = _median(lambda p=r.params: engine.generate([p]), args.repeats)
-        out["quality"][quality] = {"steps": r.params.steps, "seconds": round(s, 3)}
-        print("quality", quality, out["quality"][quality], flush=True)
-    high = out["quality"]["high"]["seconds"]
-    for q in ("xhigh", "max"):
-        out["quality"][q]["x_high"] = round(out["quality"][q]["seconds"] / high, 2)
+    sweep("quality", ("high", "xhigh", "max"), {})
 
     for frames in (2, 4, 9):
         p = GenerationParams(prompt="a red apple", width=args.size, height=args.size, steps=10, seed=7, n=frames,
