@@ -303,7 +303,8 @@ def test_null_means_default(server: Server) -> None:
 @pytest.mark.parametrize(
     "param,kwargs,code",
     [
-        ("complexity", {"model": "gpt-image-2", "extra_body": {"complexity": "high"}}, "unsupported_parameter"),
+        ("complexity", {"model": "gpt-image-2", "extra_body": {"complexity": "extreme"}}, "invalid_value"),
+        ("complexity", {"model": "dall-e-3", "extra_body": {"complexity": "low"}}, "unsupported_parameter"),
         ("svg", {"model": "gpt-image-2", "extra_body": {"svg": {"model": "x"}}}, "invalid_value"),  # png
         ("frame_count", {"model": "gpt-image-2", "extra_body": {"frame_count": 4}}, "invalid_value"),  # png
         (

@@ -409,6 +409,6 @@ def test_the_tool_makes_gifs_and_svgs(server: Server) -> None:
     assert ET.fromstring(base64.b64decode(str(call.result))).tag == "{http://www.w3.org/2000/svg}svg"
     assert call.output_format == "svg" and call.model_dump()["svg_usage"]["model"] == "vtracer"
     for bad in (tools(output_format="gif", partial_images=2), tools(output_format="png", frame_count=3),
-                tools(complexity="high")):  # fmt: skip
+                tools(complexity="extreme")):  # fmt: skip
         r = httpx.post(f"{server.v1}/responses", json={"model": "gpt-5", "input": "x", "tools": bad}, timeout=60)
         assert r.status_code == 400 and r.json()["error"]["param"] == "tools", r.text
