@@ -1,5 +1,6 @@
 // The newest openai-node (7.59) calls against a running ImageForge: the gpt-image-2.5/2.6 ids, quality xhigh,
-// complexity, gif and svg output (two gifs in one call), and a markup edit. Prints one JSON summary; tests/api/test_node_sdk.py checks it.
+// complexity, gif and svg output (two gifs in one call), and a markup edit. Prints one JSON summary;
+// tests/api/test_node_sdk.py checks it.
 import { readFileSync } from "node:fs";
 import OpenAI, { toFile } from "openai";
 
