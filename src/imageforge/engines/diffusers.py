@@ -6,13 +6,18 @@
 * One CPU ``torch.Generator`` per image, seeded ``seed + i`` (CPU generators give the same noise on any device),
   passed as a list with ``num_images_per_prompt``: a batch equals its images made one by one.
 * ``callback_on_step_end`` reports every step; previews decode the scheduler's x0 estimate
-  (``diffusers_previews``); cancellation sets the pipeline's ``_interrupt`` flag, which every diffusers pipeline
-  checks before each step (diffusers docs, "Pipeline callbacks: interrupt the diffusion process").
+  (``diffusers_previews``: by default a linear latent-to-RGB map fitted to the checkpoint's VAE at load;
+  ``preview_decoder`` picks a tiny decoder or the full VAE instead); cancellation sets the pipeline's
+  ``_interrupt`` flag, which every diffusers pipeline checks before each step (diffusers docs, "Pipeline
+  callbacks: interrupt the diffusion process").
 * A family's recommended scheduler (``scheduler``, ``scheduler_config``: e.g. trailing timesteps for distilled
   models) replaces the checkpoint's own at load; ``call_options`` are extra pipeline-call arguments (FLUX's
   ``max_sequence_length``). ``engines/families.py`` holds these per model family.
 * Transparent backgrounds: these models draw no alpha, so the prompt asks for a plain white background and the
   result is matted (``imaging/matte.py``); the prompt actually used is reported.
+* Speed options (``channels_last``, ``fuse_qkv``, ``compile``) are applied at load (``diffusers_speed``);
+  ``factory`` builds the pipeline with the operator's own code instead of loading ``model`` (quantised or
+  patched pipelines, and the GPU benchmarks' random-weight models).
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ from imageforge.engines.diffusers_loading import (
     replace_scheduler,
     resolve_dtype,
 )
-from imageforge.engines.diffusers_previews import capture_x0, decode_latents
-from imageforge.errors import GenerationCancelled
+from imageforge.engines.diffusers_previews import LatentPreview, capture_x0, decode_latents
+from imageforge.engines.diffusers_speed import SpeedOptions, apply_speed_options, load_factory
+from imageforge.errors import ConfigurationError, GenerationCancelled
 from imageforge.imaging.canvas import blend, flatten
 from imageforge.imaging.matte import matte
 from imageforge.params import GenerationParams, GenerationResult, StepCallback, StepPreview
@@ -53,6 +59,7 @@ log = logging.getLogger(__name__)
 
 TRANSPARENT_PROMPT_SUFFIX = ", isolated on a plain white background"
 _DEFAULT_QUALITY_STEPS = {"low": 15, "medium": 25, "high": 40}
+PREVIEW_DECODERS = ("auto", "latent", "tiny", "vae")
 
 
 class DiffusersEngine:
@@ -77,7 +84,19 @@ class DiffusersEngine:
         scheduler: str | None = None,
         scheduler_config: dict[str, Any] | None = None,
         call_options: dict[str, Any] | None = None,
+        factory: str | None = None,
+        preview_decoder: str = "auto",
+        channels_last: bool = False,
+        fuse_qkv: bool = False,
+        compile: str = "off",
+        compile_mode: str = "default",
     ) -> None:
+        if preview_decoder not in PREVIEW_DECODERS:
+            raise ConfigurationError(
+                f"preview_decoder must be one of {', '.join(PREVIEW_DECODERS)}, not {preview_decoder!r}"
+            )
+        if preview_decoder == "tiny" and not preview_vae:
+            raise ConfigurationError("preview_decoder 'tiny' needs preview_vae (a TAESD-family decoder)")
         self.model = model
         self.pipeline_class = pipeline
         self.single_file_config = single_file_config
@@ -91,6 +110,10 @@ class DiffusersEngine:
         self.scheduler = scheduler
         self.scheduler_config = dict(scheduler_config or {})
         self.call_options = dict(call_options or {})
+        self.factory = factory
+        self.preview_decoder = preview_decoder
+        self.speed = SpeedOptions(channels_last=channels_last, fuse_qkv=fuse_qkv, compile=compile,
+                                  compile_mode=compile_mode)  # fmt: skip
         self._caps = EngineCapabilities(
             native_resolutions=((native_size, native_size),),
             max_batch=max_batch,
@@ -106,6 +129,7 @@ class DiffusersEngine:
         self._t2i: Any = None
         self._derived: dict[str, Any] = {}
         self._preview_vae: Any = None
+        self._latent_preview: LatentPreview | None = None
 
     @property
     def capabilities(self) -> EngineCapabilities:
@@ -116,21 +140,33 @@ class DiffusersEngine:
             return
         device = resolve_device(self.device)
         dtype = resolve_dtype(self.dtype, device)
-        pipe = load_text2image(
-            self.model,
-            torch_dtype=dtype,
-            pipeline_class=self.pipeline_class,
-            single_file_config=self.single_file_config,
-            variant=self.variant,
-            revision=self.revision,
-            local_files_only=self.local_files_only,
-        )
+        if self.factory:
+            pipe = load_factory(self.factory)(dtype=dtype, device=device)
+        else:
+            pipe = load_text2image(
+                self.model,
+                torch_dtype=dtype,
+                pipeline_class=self.pipeline_class,
+                single_file_config=self.single_file_config,
+                variant=self.variant,
+                revision=self.revision,
+                local_files_only=self.local_files_only,
+            )
         replace_scheduler(pipe, self.scheduler, self.scheduler_config)
         check_call_options(pipe, self.call_options)
         pipe = pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
-        if self.preview_vae_source:
+        apply_speed_options(pipe, self.speed)
+        decoder = self.preview_decoder
+        if decoder == "auto":
+            decoder = "tiny" if self.preview_vae_source else "latent"
+        if decoder == "tiny":
+            assert self.preview_vae_source  # __init__ refuses 'tiny' without it
             self._preview_vae = load_preview_vae(self.preview_vae_source, dtype).to(device)
+        elif decoder == "latent":
+            self._latent_preview = LatentPreview.calibrate(pipe)
+            if self._latent_preview is None:
+                log.warning("the VAE gave non-finite latents in %s; previews use the full VAE", dtype)
         self._t2i = pipe
         # Capabilities as found: not every pipeline family has image-to-image and inpainting variants.
         self._caps = replace(self._caps, img2img=self._derive("img2img"), inpaint=self._derive("inpaint"))
@@ -140,6 +176,7 @@ class DiffusersEngine:
         self._t2i = None
         self._derived.clear()
         self._preview_vae = None
+        self._latent_preview = None
         try:
             import torch
 
@@ -312,7 +349,10 @@ class DiffusersEngine:
             idx = [k for k, (r, _) in enumerate(rows) if r == request_index]
             if latest is None or not idx:
                 return finished
-            decoded = decode_latents(pipe, latest[idx], p.height, p.width, self._preview_vae)
+            if self._latent_preview is not None:
+                decoded = self._latent_preview.decode(pipe, latest[idx], p.height, p.width)
+            else:
+                decoded = decode_latents(pipe, latest[idx], p.height, p.width, self._preview_vae)
             return finished + [self._finish(p, im) for im in decoded]
 
         return preview
