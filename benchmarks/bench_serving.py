@@ -139,7 +139,7 @@ quality_steps = {{ low = 1, medium = 2, high = 4 }}
 class Server:
     """``imageforge serve`` in a subprocess until ``stop()``."""
 
-    def __init__(self, work: Path, setup: EngineSetup, *flags: str) -> None:
+    def __init__(self, work: Path, setup: EngineSetup, *flags: str, env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         data = Path(tempfile.mkdtemp(dir=work, prefix="data-"))
@@ -147,7 +147,8 @@ class Server:
         if setup.catalogue is not None:
             (data / "models.toml").write_text(setup.catalogue)
             args += ["--config", str(data / "models.toml")]
-        env = {**os.environ, "IMAGEFORGE_THREADS": "2", "IMAGEFORGE_LOG_LEVEL": "warning", "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "IMAGEFORGE_THREADS": "2", "IMAGEFORGE_LOG_LEVEL": "warning", "HF_HUB_OFFLINE": "1",
+               **(env or {})}  # fmt: skip
         self.log = open(data / "server.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen([*args, *flags], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 600

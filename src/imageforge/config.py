@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(
         default=5.0, ge=0, description="how long a request may wait for compatible ones to share its batch"
     )
+    batch_wait_alone: bool = Field(
+        default=False,
+        description="wait batch_wait_ms even when no other request is in the server (for clients whose bursts "
+        "connect over longer than a request's validation)",
+    )
     request_timeout_seconds: float = Field(
         default=580.0, ge=0,
         description="longest a generation may queue and run (0 = no limit); then 504 (under the SDK's 600 s)",

@@ -25,7 +25,14 @@ options = { fail_on = "explode", step_delay = 0.02 }
 def batching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("isolation")
     (tmp / "models.toml").write_text(CATALOGUE)
-    args = ("--config", str(tmp / "models.toml"), "--batch-wait-ms", "500", "--no-moderation-output")
+    args = (
+        "--config",
+        str(tmp / "models.toml"),
+        "--batch-wait-ms",
+        "500",
+        "--batch-wait-alone",
+        "--no-moderation-output",
+    )
     with serve(tmp / "data", *args) as s:
         yield s
 

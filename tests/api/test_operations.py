@@ -68,7 +68,7 @@ def test_a_second_sigterm_exits_at_once(tmp_path: Path) -> None:
 
 def test_a_drain_timeout_ends_cut_requests_with_the_envelope(tmp_path: Path) -> None:
     with serve(tmp_path / "data", "--config", str(_config(tmp_path)), "--drain-timeout", "1",
-               "--batch-wait-ms", "2000", "--no-moderation-output") as s:  # fmt: skip
+               "--batch-wait-ms", "2000", "--batch-wait-alone", "--no-moderation-output") as s:  # fmt: skip
         assert s.proc is not None
         got: dict[str, Any] = {}
 

@@ -61,3 +61,23 @@ def test_webp_at_100_is_lossless() -> None:
 def test_compression_out_of_range() -> None:
     with pytest.raises(ValueError, match=r"0\.\.100"):
         encode(_rgba(), "png", 101)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P"])
+def test_default_png_is_pixel_exact_in_every_mode(mode: str) -> None:
+    """The default png (fpng for RGB/RGBA, Pillow for the rest) loses nothing, colour of transparent pixels
+    included, and keeps the mode's channels."""
+    img = _rgba().convert(mode)
+    back = Image.open(io.BytesIO(encode(img, "png")))
+    assert back.mode == mode or (mode == "P" and back.mode in ("P", "RGBA", "RGB"))
+    assert np.array_equal(np.asarray(back.convert("RGBA")), np.asarray(img.convert("RGBA")))
+
+
+def test_an_explicit_png_compression_is_a_zlib_level() -> None:
+    """output_compression keeps its documented meaning for png (Pillow, zlib level (100 - c) * 9 / 100)."""
+    img = Image.fromarray(np.kron(np.arange(64, dtype=np.uint8).reshape(8, 8), np.ones((8, 8), np.uint8)), "L")
+    img = img.convert("RGB")
+    stored, smallest = encode(img, "png", 100), encode(img, "png", 0)
+    assert len(smallest) < len(stored) / 5  # level 9 against level 0 (stored blocks) on a flat image
+    for data in (stored, smallest):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(img))

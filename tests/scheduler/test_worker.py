@@ -410,3 +410,47 @@ def test_without_a_budget_a_request_may_wait_a_quarter_of_its_own_run_time(gate:
     holder.join()
     assert first.future.result(30).images
     worker.close()
+
+
+def test_a_lone_request_does_not_wait_for_partners_that_cannot_come() -> None:
+    """With the server's request count, a job that is the only request in the server starts at once, even with
+    a batch wait far longer than the test allows; the count is the only thing that can cut that wait."""
+    from imageforge.scheduler.traffic import Traffic
+
+    traffic = Traffic()
+    traffic.in_flight = 1  # this request
+    engine = FakeEngine(max_batch=8)
+    worker = make_worker(engine, batch_wait_s=600.0, traffic=traffic)
+    worker.start()
+
+    async def go() -> object:
+        return await asyncio.wait_for(worker.generate(params("a cat"), threading.Event()), 60)
+
+    result = asyncio.run(go())
+    assert len(result.images) == 1  # type: ignore[attr-defined]
+    assert [len(c) for c in engine.calls] == [1]
+    worker.close()
+
+
+def test_a_request_waits_for_one_still_on_its_way_in() -> None:
+    """Two requests in the server, one queued so far: the worker waits, and the second joins its batch."""
+    from imageforge.scheduler.traffic import Traffic
+
+    traffic = Traffic()
+    traffic.in_flight = 2
+    engine = FakeEngine(max_batch=8)
+    worker = make_worker(engine, batch_wait_s=600.0, traffic=traffic)
+    worker.start()
+
+    async def go() -> list[object]:
+        first = asyncio.ensure_future(worker.generate(params("a cat", seed=1), threading.Event()))
+        while len(worker._waiting) < 1:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the worker is waiting for the second (nothing else ends a 600 s wait early)
+        assert not engine.calls
+        second = worker.generate(params("a dog", seed=2), threading.Event())
+        return list(await asyncio.wait_for(asyncio.gather(first, second), 60))
+
+    assert len(asyncio.run(go())) == 2
+    assert [len(c) for c in engine.calls] == [2], "one engine call for both"
+    worker.close()

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from imageforge import __version__
 from imageforge.api.auth import ApiKeys
 from imageforge.api.errors import install_error_handlers
-from imageforge.api.lifecycle import DrainMiddleware
+from imageforge.api.lifecycle import Drain, DrainMiddleware
 from imageforge.api.middleware import RequestIdMiddleware
 from imageforge.api.openapi import install_openapi
 from imageforge.api.paths import files_url
@@ -47,6 +47,7 @@ from imageforge.protocol.responses import Response as ResponseObject
 from imageforge.protocol.responses import ResponseCreateRequest, ResponseDeleted, ResponseItemList
 from imageforge.scheduler.gateway import InProcessGateway
 from imageforge.scheduler.pool import EnginePool
+from imageforge.scheduler.traffic import Traffic
 from imageforge.serving.delivery import Delivery
 from imageforge.serving.edits import EditsService
 from imageforge.serving.encoding import EncodePool
@@ -68,12 +69,13 @@ __all__ = ["EngineBackend", "build_state", "create_app", "local_backend"]
 log = logging.getLogger(__name__)
 
 
-BackendFactory = Callable[[Catalogue, Settings, Metrics], EngineBackend]
+# (catalogue, settings, metrics, the server's request count) -> the engines
+BackendFactory = Callable[[Catalogue, Settings, Metrics, Traffic], EngineBackend]
 
 
-def local_backend(catalogue: Catalogue, settings: Settings, metrics: Metrics) -> EngineBackend:
+def local_backend(catalogue: Catalogue, settings: Settings, metrics: Metrics, traffic: Traffic) -> EngineBackend:
     """The engines of this process: one worker thread per engine (the default)."""
-    pool = EnginePool(catalogue, settings, metrics)
+    pool = EnginePool(catalogue, settings, metrics, traffic)
     return EngineBackend(pool, InProcessGateway(pool))
 
 
@@ -85,7 +87,8 @@ def build_state(
     store = open_image_store(settings)  # filesystem or s3; a misconfigured store fails here, at start-up
     signer = UrlSigner(signing_key(settings))
     metrics = Metrics(max_users=settings.metrics_max_users, user_labels=settings.metrics_user_labels)
-    engines = backend(catalogue, settings, metrics)
+    traffic = Traffic()
+    engines = backend(catalogue, settings, metrics, traffic)
     tokens = TokenCounter(WEIGHTS_DIR / "tokenizer" / "tokenizer.json")
     limits = RateLimiter(
         key_requests=settings.key_requests_per_minute,
@@ -139,6 +142,7 @@ def build_state(
         responses=responses_service,
         metrics=metrics,
         limits=limits,
+        drain=Drain(traffic),
     )
 
 

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from imageforge.api.errors import from_exception
 from imageforge.api.paths import FILES_PATH
 from imageforge.errors import ShuttingDownError
+from imageforge.scheduler.traffic import Traffic
 
 __all__ = ["Drain", "DrainMiddleware", "DrainingServer"]
 
@@ -40,11 +41,20 @@ EXEMPT = frozenset({"/health", "/ready", "/metrics"})  # probes keep answering w
 
 class Drain:
     """The admission switch and the count of requests in flight (touched on the event loop thread only; read
-    from the drain thread, which a plain int allows)."""
+    from the drain thread and the engine threads, which a plain int allows). The count is ``traffic``'s, which
+    the engine workers share."""
 
-    def __init__(self) -> None:
+    def __init__(self, traffic: Traffic | None = None) -> None:
         self.draining = False
-        self.in_flight = 0
+        self.traffic = traffic if traffic is not None else Traffic()
+
+    @property
+    def in_flight(self) -> int:
+        return self.traffic.in_flight
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        self.traffic.in_flight = value
 
 
 class DrainMiddleware:

@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="longest wait for queued work before 429 (default: 1/4 of a request's run)")  # fmt: skip
     serve.add_argument("--max-batch", type=int, help="images per engine call across requests (engine's; 1 = off)")
     serve.add_argument("--batch-wait-ms", type=float, help="wait for compatible requests to batch with (5)")
+    serve.add_argument("--batch-wait-alone", action="store_true", default=None,
+                       help="wait --batch-wait-ms even when no other request is in the server")  # fmt: skip
     serve.add_argument("--request-timeout", dest="request_timeout_seconds", type=float,
                        help="longest a generation may take, queue included (580; 0 = none)")  # fmt: skip
     serve.add_argument("--drain-timeout", dest="drain_timeout_seconds", type=float,

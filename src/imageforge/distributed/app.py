@@ -116,8 +116,11 @@ class Ingress:
         from imageforge.api.state import EngineBackend
         from imageforge.distributed.gateway import RemoteEngines, ServeGateway
         from imageforge.metrics import Metrics
+        from imageforge.scheduler.traffic import Traffic
 
-        def backend(catalogue: Catalogue, settings: Settings, metrics: Metrics) -> EngineBackend:
+        # The replicas' workers wait for batch partners as configured: a replica sees only its own queue, not the
+        # requests arriving at the ingresses.
+        def backend(catalogue: Catalogue, settings: Settings, metrics: Metrics, _traffic: Traffic) -> EngineBackend:
             handles = {m: self.engines[name] for name, models in self.groups.items() for m in models}
             gateway = ServeGateway(handles)
             fleet = RemoteEngines(gateway, self.registry, self.groups, metrics)

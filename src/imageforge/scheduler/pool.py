@@ -7,14 +7,23 @@ from imageforge.engines.registry import create_engine
 from imageforge.errors import ConfigurationError
 from imageforge.metrics import Metrics
 from imageforge.params import EngineCapabilities
+from imageforge.scheduler.traffic import Traffic
 from imageforge.scheduler.worker import EngineWorker
 
 __all__ = ["EnginePool"]
 
 
 class EnginePool:
-    def __init__(self, catalogue: Catalogue, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        traffic: Traffic | None = None,
+    ) -> None:
+        """``traffic``: the server's count of requests in flight; without it, workers always wait for partners."""
         self.catalogue = catalogue
+        self._traffic = traffic
         self._settings = settings
         self.metrics = metrics or Metrics()
         self._workers: dict[str, EngineWorker] = {}
@@ -37,6 +46,7 @@ class EnginePool:
                 queue_limit=s.queue_limit,
                 max_queue_seconds=s.max_queue_seconds,
                 batch_wait_s=s.batch_wait_ms / 1000.0,
+                traffic=None if s.batch_wait_alone else self._traffic,
                 max_batch=s.max_batch,
                 request_timeout_s=s.request_timeout_seconds or None,
                 warmup=s.warmup,

@@ -13,7 +13,7 @@ from imageforge.api.auth import key_id, require_api_key
 from imageforge.api.errors import limit_headers
 from imageforge.api.openapi import answers, json_body
 from imageforge.api.requests import read_json_object, request_id, watch_disconnect
-from imageforge.api.responding import SSE_HEADERS
+from imageforge.api.responding import SSE_HEADERS, model_response
 from imageforge.api.sse import sse_frames
 from imageforge.api.state import AppState
 from imageforge.protocol.response_events import RESPONSE_STREAM_EVENTS
@@ -53,7 +53,7 @@ async def create_response(request: Request) -> Response:
         response = await state.responses.create(prepared, run, cancel)
     finally:
         watcher.cancel()
-    return JSONResponse(response.model_dump(mode="json"), headers=headers)
+    return model_response(response, headers)
 
 
 @router.get("/v1/responses/{response_id}", summary="Retrieve a stored response", operation_id="retrieve_response",
