@@ -83,13 +83,17 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--server-flags", default="", help="extra `imageforge serve` flags for both builds")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     rng = random.Random(0)
-    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "rows": []}
+    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "repeats": args.repeats,
+                              "server_flags": args.server_flags, "rows": []}  # fmt: skip
     for name in args.engines:
         setup = ENGINES[name](work)
-        servers = {"before": Server(work, setup, env={"PYTHONPATH": args.before}), "after": Server(work, setup)}
+        flags = args.server_flags.split()
+        servers = {"before": Server(work, setup, *flags, env={"PYTHONPATH": args.before}),
+                   "after": Server(work, setup, *flags)}  # fmt: skip
         try:
             for s in servers.values():  # warm each path once
                 _request(s, setup, 0, False)
